@@ -1,0 +1,129 @@
+use std::io::Write;
+
+use momentkv::backend::{dispatch, WithBackend};
+use momentkv::cache::FullCache;
+use momentkv::kernels::KernelBackend;
+use momentkv::tokenizer::ChatMessage;
+use momentkv::transformer::{generate, GenerateOptions, Sampler};
+use momentkv::{hub, load, Error};
+
+use crate::ModelArgs;
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt text.
+    #[arg(long)]
+    pub prompt: String,
+    /// Wrap the prompt in the model's chat template as a user turn.
+    #[arg(long)]
+    pub chat: bool,
+    /// Upper bound on generated tokens.
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass.
+    #[arg(long, default_value_t = 1.0, value_parser = top_p)]
+    pub top_p: f64,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn top_p(s: &str) -> Result<f64, String> {
+    let p: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if p > 0.0 && p <= 1.0 {
+        Ok(p)
+    } else {
+        Err(format!("{p} is outside (0, 1]"))
+    }
+}
+
+struct Generate(GenerateArgs);
+
+impl WithBackend for Generate {
+    type Output = Result<(), Error>;
+
+    fn run<B: KernelBackend>(self, device: B::Device) -> Result<(), Error> {
+        let args = self.0;
+        let path = hub::resolve(&args.model.model)?;
+        let model = load::load::<B>(&path, &device)?;
+        let prompt = if args.chat {
+            let text = model
+                .tokenizer
+                .apply_chat_template(&[ChatMessage::new("user", &args.prompt)], true)?;
+            model.tokenizer.encode(&text, false)?
+        } else {
+            model.tokenizer.encode(&args.prompt, true)?
+        };
+        let options = GenerateOptions {
+            max_new_tokens: args.max_new_tokens,
+            stop_tokens: model.stop_tokens.clone(),
+        };
+        let mut sampler = Sampler::new(args.temperature, args.top_p, args.seed);
+        let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
+        let mut stream = model.tokenizer.stream();
+        let mut stdout = std::io::stdout();
+        let mut stream_error = None;
+        let out = generate(
+            &model.transformer,
+            &mut cache,
+            &prompt,
+            &options,
+            &mut sampler,
+            |id| {
+                if args.json {
+                    return;
+                }
+                match stream.step(id) {
+                    Ok(Some(text)) => {
+                        print!("{text}");
+                        stdout.flush().ok();
+                    }
+                    Ok(None) => {}
+                    Err(e) => stream_error = Some(e),
+                }
+            },
+        )?;
+        if let Some(e) = stream_error {
+            return Err(e.into());
+        }
+        if args.json {
+            let report = serde_json::json!({
+                "model": path.display().to_string(),
+                "backend": B::name(&device),
+                "prompt_tokens": out.prompt_tokens,
+                "tokens": out.tokens,
+                "text": model.tokenizer.decode(&out.tokens)?,
+                "prefill_tok_s": out.prefill_tok_s(),
+                "decode_tok_s": out.decode_tok_s(),
+                "kv_cache_bytes": out.kv_cache_bytes,
+                "stopped": out.stopped,
+            });
+            println!("{report}");
+        } else {
+            println!();
+            eprintln!(
+                "[{} prompt tokens, {} generated; prefill {:.1} tok/s, decode {:.1} tok/s, KV cache {} bytes, {}]",
+                out.prompt_tokens,
+                out.tokens.len(),
+                out.prefill_tok_s(),
+                out.decode_tok_s(),
+                out.kv_cache_bytes,
+                B::name(&device)
+            );
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: GenerateArgs) -> Result<(), Error> {
+    let backend = args.model.backend()?;
+    dispatch(backend, Generate(args))?
+}

@@ -1,0 +1,107 @@
+use crate::ModelError;
+
+/// How rotary frequencies are rescaled for long contexts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum RopeScaling {
+    #[default]
+    None,
+    /// Position interpolation: every inverse frequency divided by `factor`.
+    Linear { factor: f64 },
+    /// Llama 3.1's rule: low frequencies divided by `factor`, high ones kept, a smooth blend in
+    /// between, with wavelength bounds `original_max_position_embeddings / {low,high}_freq_factor`.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: f64,
+    },
+    /// One divisor per frequency, as llama.cpp stores Llama 3 scaling in a `rope_freqs` tensor.
+    Factors(Vec<f64>),
+}
+
+/// Architecture-neutral hyper-parameters of a decoder-only transformer, with Hugging Face's names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformerConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: RopeScaling,
+    pub max_position_embeddings: usize,
+    pub tie_word_embeddings: bool,
+    /// Biases on the q/k/v projections (Qwen2).
+    pub attention_bias: bool,
+    /// Per-head RMSNorm of queries and keys before RoPE (Qwen3).
+    pub qk_norm: bool,
+}
+
+impl TransformerConfig {
+    /// Checks the relations the model relies on, naming the field at fault.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |field: &str, reason: String| {
+            Err(ModelError::Config {
+                field: field.into(),
+                reason,
+            })
+        };
+        for (field, value) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("head_dim", self.head_dim),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            if value == 0 {
+                return bad(field, "must be positive".into());
+            }
+        }
+        if self.num_attention_heads % self.num_key_value_heads != 0 {
+            return bad(
+                "num_key_value_heads",
+                format!(
+                    "({}) must divide num_attention_heads ({})",
+                    self.num_key_value_heads, self.num_attention_heads
+                ),
+            );
+        }
+        if self.head_dim % 2 != 0 {
+            return bad(
+                "head_dim",
+                format!("({}) must be even for RoPE", self.head_dim),
+            );
+        }
+        if !(self.rope_theta > 0.0) {
+            return bad(
+                "rope_theta",
+                format!("({}) must be positive", self.rope_theta),
+            );
+        }
+        if !(self.rms_norm_eps >= 0.0) {
+            return bad(
+                "rms_norm_eps",
+                format!("({}) must be non-negative", self.rms_norm_eps),
+            );
+        }
+        if let RopeScaling::Factors(f) = &self.rope_scaling {
+            if f.len() != self.head_dim / 2 {
+                return bad(
+                    "rope_freqs",
+                    format!(
+                        "has {} factors, expected head_dim / 2 = {}",
+                        f.len(),
+                        self.head_dim / 2
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,33 @@
+//! The decoder-only transformer that Llama and Qwen share, generic over burn's `Backend`.
+//!
+//! A model file (`momentkv-llama`, `momentkv-qwen`) turns a checkpoint's configuration into a
+//! [`TransformerConfig`] and says how its GGUF tensors are laid out; everything else (RMSNorm,
+//! rotary embeddings, grouped-query attention through the [`momentkv_cache::KvCache`] trait, the
+//! SwiGLU MLP, weight loading, sampling and the generation loop) lives here once.
+
+mod attention;
+mod config;
+mod dense;
+mod error;
+mod family;
+mod generate;
+mod gguf_config;
+mod hf_config;
+mod layer;
+mod mlp;
+mod model;
+mod norm;
+mod rope;
+mod sampling;
+mod weights;
+
+pub use config::{RopeScaling, TransformerConfig};
+pub use error::ModelError;
+pub use family::Family;
+pub use generate::{generate, GenerateOptions, Generation};
+pub use gguf_config::gguf_config;
+pub use hf_config::{HfConfig, RopeJson, TokenIds};
+pub use model::Transformer;
+pub use rope::Rope;
+pub use sampling::Sampler;
+pub use weights::{gguf_tensors, NamedTensor};

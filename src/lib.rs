@@ -1,0 +1,45 @@
+//! momentkv: long-context LLM inference in burn with a KV cache that fits a fixed memory budget.
+//!
+//! This umbrella crate ties the layers together:
+//! - [`hub`] resolves model names (`smollm2-135m`) to files, fetching known models;
+//! - [`load`] opens a Hugging Face directory or a GGUF file as a ready [`Model`];
+//! - [`backend`] picks, at run time, one of the burn backends compiled in by cargo features
+//!   (`ndarray`, `flex`, `wgpu`, `cuda`).
+//!
+//! The layers below are re-exported: [`gguf`], [`tokenizer`], [`cache`], [`transformer`] and
+//! the model families [`llama`].
+//!
+//! ```no_run
+//! use momentkv::{backend::BackendKind, cache::FullCache, hub, load, transformer};
+//!
+//! struct Greet;
+//! impl momentkv::backend::WithBackend for Greet {
+//!     type Output = Result<String, momentkv::Error>;
+//!     fn run<B: momentkv::kernels::KernelBackend>(self, device: B::Device) -> Self::Output {
+//!         let path = hub::resolve("smollm2-135m")?;
+//!         let model = load::load::<B>(&path, &device)?;
+//!         let prompt = model.tokenizer.encode("The capital of France is", true)?;
+//!         let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
+//!         let options = transformer::GenerateOptions { max_new_tokens: 12, stop_tokens: model.stop_tokens.clone() };
+//!         let mut sampler = transformer::Sampler::greedy();
+//!         let out = transformer::generate(&model.transformer, &mut cache, &prompt, &options, &mut sampler, |_| {})?;
+//!         Ok(model.tokenizer.decode(&out.tokens)?)
+//!     }
+//! }
+//! let text = momentkv::backend::dispatch(BackendKind::default_compiled(), Greet)??;
+//! # Ok::<(), momentkv::Error>(())
+//! ```
+
+pub mod backend;
+mod error;
+pub mod hub;
+pub mod load;
+
+pub use error::Error;
+pub use load::Model;
+pub use momentkv_cache as cache;
+pub use momentkv_gguf as gguf;
+pub use momentkv_kernels as kernels;
+pub use momentkv_llama as llama;
+pub use momentkv_tokenizer as tokenizer;
+pub use momentkv_transformer as transformer;

@@ -1,0 +1,173 @@
+//! Bad input gets a clear error naming the file, field, tensor or limit, never a panic.
+
+#![cfg(any(feature = "flex", feature = "ndarray"))]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::fixture;
+use momentkv::backend::BackendKind;
+use momentkv::cache::FullCache;
+use momentkv::load::load;
+use momentkv::transformer::{generate, GenerateOptions, Sampler};
+
+/// Errors do not depend on the backend: the tests run on one CPU backend.
+#[cfg(feature = "flex")]
+type B = burn::backend::Flex;
+#[cfg(not(feature = "flex"))]
+type B = burn::backend::NdArray;
+
+/// A scratch copy of a fixture directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn copy_of(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("momentkv-bad-input-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(fixture(name)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+        Self(dir)
+    }
+
+    fn edit_config(&self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.0.join("config.json");
+        let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut config);
+        std::fs::write(&path, config.to_string()).unwrap();
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+fn load_error(path: &Path) -> String {
+    match load::<B>(path, &Default::default()) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn missing_model_path_names_it() {
+    let err = load_error(Path::new("/nonexistent/model.gguf"));
+    assert!(err.contains("/nonexistent/model.gguf"), "{err}");
+}
+
+#[test]
+fn architecture_that_is_not_llama_names_it() {
+    let dir = Scratch::copy_of("llama-tied");
+    dir.edit_config(|c| {
+        c["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
+        c["model_type"] = serde_json::json!("gpt2");
+    });
+    let err = load_error(&dir.0);
+    assert!(err.contains("GPT2LMHeadModel") && err.contains("LlamaForCausalLM"), "{err}");
+}
+
+#[test]
+fn config_missing_a_field_names_it() {
+    let dir = Scratch::copy_of("llama-tied");
+    dir.edit_config(|c| {
+        c.as_object_mut().unwrap().remove("hidden_size");
+    });
+    let err = load_error(&dir.0);
+    assert!(err.contains("hidden_size") && err.contains("config.json"), "{err}");
+}
+
+#[test]
+fn mismatched_head_counts_name_the_field() {
+    let dir = Scratch::copy_of("llama-tied");
+    dir.edit_config(|c| c["num_key_value_heads"] = serde_json::json!(3));
+    let err = load_error(&dir.0);
+    assert!(err.contains("num_key_value_heads"), "{err}");
+}
+
+#[test]
+fn missing_and_unused_tensors_are_listed_by_name() {
+    // A config that claims an untied head makes lm_head.weight missing from a tied checkpoint.
+    let dir = Scratch::copy_of("llama-tied");
+    dir.edit_config(|c| c["tie_word_embeddings"] = serde_json::json!(false));
+    let err = load_error(&dir.0);
+    assert!(err.contains("missing") && err.contains("lm_head.weight"), "{err}");
+    // One layer fewer in the config leaves layer 1's tensors unused.
+    let dir = Scratch::copy_of("llama-tied");
+    dir.edit_config(|c| c["num_hidden_layers"] = serde_json::json!(1));
+    let err = load_error(&dir.0);
+    assert!(err.contains("does not use") && err.contains("layers.1.mlp.down_proj.weight"), "{err}");
+}
+
+#[test]
+fn truncated_weights_name_the_file() {
+    let dir = Scratch::copy_of("llama-tied");
+    let weights = dir.0.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_error(&dir.0);
+    assert!(err.contains("model.safetensors"), "{err}");
+}
+
+#[test]
+fn gguf_of_an_unknown_architecture_names_it() {
+    // quants.gguf holds test tensors under architecture "test".
+    let err = load_error(&fixture("gguf/quants.gguf"));
+    assert!(err.contains("general.architecture") && err.contains("test"), "{err}");
+}
+
+#[test]
+fn prompt_longer_than_the_context_window_names_the_limit() {
+    let model = load::<B>(&fixture("llama-tied"), &Default::default()).unwrap();
+    let limit = model.transformer.config().max_position_embeddings;
+    let prompt = vec![5u32; limit + 1];
+    let options = GenerateOptions {
+        max_new_tokens: 1,
+        stop_tokens: vec![],
+    };
+    let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
+    let err = generate(&model.transformer, &mut cache, &prompt, &options, &mut Sampler::greedy(), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&limit.to_string()) && err.contains("context window"), "{err}");
+    // A prompt that fits but leaves no room for the requested tokens is refused up front too.
+    let options = GenerateOptions {
+        max_new_tokens: 10,
+        stop_tokens: vec![],
+    };
+    let err = generate(&model.transformer, &mut cache, &prompt[..limit - 2], &options, &mut Sampler::greedy(), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("context window"), "{err}");
+}
+
+#[test]
+fn token_ids_outside_the_vocabulary_are_refused() {
+    let model = load::<B>(&fixture("llama-tied"), &Default::default()).unwrap();
+    let vocab = model.transformer.config().vocab_size as u32;
+    let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
+    let err = model
+        .transformer
+        .forward(&[vec![1, vocab]], &mut cache)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&vocab.to_string()), "{err}");
+}
+
+#[test]
+fn unknown_and_absent_backends_are_explained() {
+    let err = "tpu".parse::<BackendKind>().unwrap_err().to_string();
+    assert!(err.contains("tpu") && err.contains("flex"), "{err}");
+    if let Some(absent) = BackendKind::ALL.into_iter().find(|b| !b.is_compiled()) {
+        struct Nothing;
+        impl momentkv::backend::WithBackend for Nothing {
+            type Output = ();
+            fn run<B: momentkv::kernels::KernelBackend>(self, _: B::Device) {}
+        }
+        let err = momentkv::backend::dispatch(absent, Nothing).unwrap_err().to_string();
+        assert!(err.contains("--features") && err.contains(absent.name()), "{err}");
+    }
+}

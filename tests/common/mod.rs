@@ -1,0 +1,121 @@
+//! Helpers shared by the integration tests: fixture paths, reference tensors, and a macro that
+//! runs one test body on every backend compiled in.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use burn::tensor::{Tensor, TensorData, Tolerance};
+use momentkv::kernels::KernelBackend;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A tensor of a `safetensors` file written by the fixture script.
+pub fn reference(path: &PathBuf, name: &str) -> (Vec<usize>, TensorData) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let view = file.tensor(name).unwrap();
+    let shape = view.shape().to_vec();
+    let data = match view.dtype() {
+        safetensors::Dtype::F32 => TensorData::new(
+            view.data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect::<Vec<_>>(),
+            shape.clone(),
+        ),
+        safetensors::Dtype::I64 => TensorData::new(
+            view.data()
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                .collect::<Vec<_>>(),
+            shape.clone(),
+        ),
+        other => panic!("unexpected dtype {other:?}"),
+    };
+    (shape, data)
+}
+
+/// Token ids `[batch][seq]` of a reference file's `input_ids`.
+pub fn input_ids(path: &PathBuf) -> Vec<Vec<u32>> {
+    let (shape, data) = reference(path, "input_ids");
+    data.iter::<i64>()
+        .map(|id| id as u32)
+        .collect::<Vec<_>>()
+        .chunks(shape[1])
+        .map(<[u32]>::to_vec)
+        .collect()
+}
+
+/// Asserts `got` equals `want` to an absolute tolerance, naming `what` on failure.
+pub fn assert_close<B: KernelBackend, const D: usize>(got: Tensor<B, D>, want: &TensorData, tol: f32, what: &str) {
+    let got = got.into_data().convert::<f32>();
+    let (g, w) = (got.as_slice::<f32>().unwrap(), want.as_slice::<f32>().unwrap());
+    assert_eq!(got.shape, want.shape, "{what}: shape");
+    let worst = g
+        .iter()
+        .zip(w)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= tol, "{what}: max |difference| {worst:e} exceeds {tol:e}");
+    // Also through burn's own comparison, which checks NaNs the same way.
+    got.assert_approx_eq::<f32>(want, Tolerance::absolute(tol));
+}
+
+/// The wgpu device, after checking once that it is a real Vulkan adapter (Mesa's lavapipe on CI
+/// machines), not a silent fallback to OpenGL.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device() -> burn::backend::wgpu::WgpuDevice {
+    use burn::backend::wgpu::{graphics::Vulkan, init_setup, RuntimeOptions, WgpuDevice};
+    static ADAPTER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let device = WgpuDevice::DefaultDevice;
+    let adapter = ADAPTER.get_or_init(|| {
+        let setup = init_setup::<Vulkan>(&device, RuntimeOptions::default());
+        let info = setup.adapter.get_info();
+        assert_eq!(info.backend.to_str(), "vulkan", "wgpu adapter {info:?} is not Vulkan");
+        format!("{} ({}, {})", info.name, info.driver, info.driver_info)
+    });
+    eprintln!("wgpu adapter: {adapter}");
+    device
+}
+
+/// Whether a CUDA device is present, so CUDA tests run where they can and say so where not.
+pub fn cuda_available() -> bool {
+    let present = std::path::Path::new("/dev/nvidia0").exists();
+    if !present {
+        eprintln!("skipped: no CUDA device (/dev/nvidia0) on this machine");
+    }
+    present
+}
+
+/// Instantiates `fn name<B: KernelBackend>(device: B::Device, tol: f32)` bodies once per compiled
+/// backend, with the tolerance each gets: 1e-4 on CPU backends, 1e-3 on GPUs.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        #[cfg(feature = "ndarray")]
+        mod ndarray {
+            $( #[test] fn $name() { super::$name::<burn::backend::NdArray>(Default::default(), 1e-4) } )*
+        }
+        #[cfg(feature = "flex")]
+        mod flex {
+            $( #[test] fn $name() { super::$name::<burn::backend::Flex>(Default::default(), 1e-4) } )*
+        }
+        #[cfg(feature = "wgpu")]
+        mod wgpu {
+            $( #[test] fn $name() { super::$name::<burn::backend::Wgpu>($crate::common::wgpu_device(), 1e-3) } )*
+        }
+        #[cfg(feature = "cuda")]
+        mod cuda {
+            $( #[test] fn $name() {
+                if $crate::common::cuda_available() {
+                    super::$name::<burn::backend::Cuda>(Default::default(), 1e-3)
+                }
+            } )*
+        }
+    };
+}
