@@ -22,13 +22,22 @@ impl WithBackend for Complete {
             stop_tokens: model.stop_tokens.clone(),
         };
         let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
-        let out = generate(&model.transformer, &mut cache, &prompt, &options, &mut Sampler::greedy(), |_| {})?;
+        let out = generate(
+            &model.transformer,
+            &mut cache,
+            &prompt,
+            &options,
+            &mut Sampler::greedy(),
+            |_| {},
+        )?;
         Ok(model.tokenizer.decode(&out.tokens)?)
     }
 }
 
 fn main() -> Result<(), Error> {
-    let prompt = std::env::args().nth(1).unwrap_or_else(|| "The capital of France is".into());
+    let prompt = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "The capital of France is".into());
     let text = dispatch(BackendKind::default_compiled(), Complete(prompt.clone()))??;
     println!("{prompt}{text}");
     Ok(())

@@ -7,12 +7,14 @@ same prompt ids, same thread count), measured in one run.
 
 Both run the default model, SmolLM2-135M-Instruct Q4_1 GGUF dequantized to f32. transformers runs
 prefill as one forward pass and decoding one token at a time with its KV cache, greedy, like
-momentkv bench. Needs: pip install torch transformers gguf accelerate.
+momentkv bench. Each figure is the median of --repeats alternating runs, so that a noisy machine
+does not decide the ratio. Needs: pip install torch transformers gguf accelerate.
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,11 +61,16 @@ def transformers_speed(model, tokenizer, prompt_len: int, gen: int) -> dict:
     return {"prefill_tok_s": prompt_len / prefill, "decode_tok_s": (gen - 1) / decode}
 
 
+def median_speeds(runs: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in runs) for k in ["prefill_tok_s", "decode_tok_s"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=str(ROOT / "target/release/momentkv"))
     ap.add_argument("--prompt-lens", default="128,512")
     ap.add_argument("--gen", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
     import torch
@@ -82,17 +89,23 @@ def main() -> None:
         prompt_file = Path(f.name)
     rows = []
     for prompt_len in [int(x) for x in args.prompt_lens.split(",")]:
-        ours = momentkv(binary, "smollm2-135m", prompt_file, prompt_len, args.gen)
-        torch.set_num_threads(ours["threads"])
-        if not rows:
-            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            hf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
-        theirs = transformers_speed(hf, tok, prompt_len, args.gen)
-        rows.append((prompt_len, ours, theirs))
+        ours_runs, theirs_runs = [], []
+        for _ in range(args.repeats):
+            ours_runs.append(momentkv(binary, "smollm2-135m", prompt_file, prompt_len, args.gen))
+            torch.set_num_threads(ours_runs[0]["threads"])
+            if not rows and len(ours_runs) == 1:
+                tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+                hf = AutoModelForCausalLM.from_pretrained(
+                    str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+                ).eval()
+            theirs_runs.append(transformers_speed(hf, tok, prompt_len, args.gen))
+        ours = {**ours_runs[0], **median_speeds(ours_runs)}
+        rows.append((prompt_len, ours, median_speeds(theirs_runs)))
     prompt_file.unlink()
 
     threads = rows[0][1]["threads"]
-    print(f"SmolLM2-135M-Instruct (Q4_1 GGUF -> f32), greedy, {threads} threads, {args.gen} generated tokens")
+    print(f"SmolLM2-135M-Instruct (Q4_1 GGUF -> f32), greedy, {threads} threads, {args.gen} generated tokens, "
+          f"median of {args.repeats} alternating runs")
     print(f"momentkv backend {rows[0][1]['backend']} (kernels: {rows[0][1]['kernels']}); "
           f"transformers {__import__('transformers').__version__}, torch {torch.__version__}\n")
     print("| prompt | phase | momentkv tok/s | transformers tok/s | ratio |")

@@ -7,7 +7,7 @@
 //!   (`ndarray`, `flex`, `wgpu`, `cuda`).
 //!
 //! The layers below are re-exported: [`gguf`], [`tokenizer`], [`cache`], [`transformer`] and
-//! the model families [`llama`].
+//! the model families [`llama`] and [`qwen`].
 //!
 //! ```no_run
 //! use momentkv::{backend::BackendKind, cache::FullCache, hub, load, transformer};
@@ -41,5 +41,6 @@ pub use momentkv_cache as cache;
 pub use momentkv_gguf as gguf;
 pub use momentkv_kernels as kernels;
 pub use momentkv_llama as llama;
+pub use momentkv_qwen as qwen;
 pub use momentkv_tokenizer as tokenizer;
 pub use momentkv_transformer as transformer;

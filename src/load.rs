@@ -13,7 +13,11 @@ use serde::Deserialize;
 use crate::Error;
 
 /// Every model family momentkv runs.
-pub const FAMILIES: &[Family] = &[momentkv_llama::LLAMA];
+pub const FAMILIES: &[Family] = &[
+    momentkv_llama::LLAMA,
+    momentkv_qwen::QWEN2,
+    momentkv_qwen::QWEN3,
+];
 
 /// A loaded model: weights on the device, tokenizer, and the ids that end a generation.
 pub struct Model<B: KernelBackend> {

@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::fixture;
 use momentkv::backend::BackendKind;
@@ -18,12 +19,18 @@ type B = burn::backend::Flex;
 #[cfg(not(feature = "flex"))]
 type B = burn::backend::NdArray;
 
-/// A scratch copy of a fixture directory, removed on drop.
+/// A scratch copy of a fixture directory, removed on drop; each copy has its own directory, so
+/// tests running in parallel do not share one.
 struct Scratch(PathBuf);
 
 impl Scratch {
     fn copy_of(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("momentkv-bad-input-{name}-{}", std::process::id()));
+        static COPIES: AtomicUsize = AtomicUsize::new(0);
+        let copy = COPIES.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "momentkv-bad-input-{name}-{}-{copy}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         for entry in std::fs::read_dir(fixture(name)).unwrap() {
             let path = entry.unwrap().path();
@@ -34,7 +41,8 @@ impl Scratch {
 
     fn edit_config(&self, edit: impl FnOnce(&mut serde_json::Value)) {
         let path = self.0.join("config.json");
-        let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         edit(&mut config);
         std::fs::write(&path, config.to_string()).unwrap();
     }
@@ -60,14 +68,37 @@ fn missing_model_path_names_it() {
 }
 
 #[test]
-fn architecture_that_is_not_llama_names_it() {
+fn architecture_that_is_neither_llama_nor_qwen_names_it() {
     let dir = Scratch::copy_of("llama-tied");
     dir.edit_config(|c| {
         c["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
         c["model_type"] = serde_json::json!("gpt2");
     });
     let err = load_error(&dir.0);
-    assert!(err.contains("GPT2LMHeadModel") && err.contains("LlamaForCausalLM"), "{err}");
+    assert!(
+        err.contains("GPT2LMHeadModel") && err.contains("LlamaForCausalLM"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Qwen2ForCausalLM") && err.contains("Qwen3ForCausalLM"),
+        "{err}"
+    );
+}
+
+#[test]
+fn qwen3_checkpoint_without_qk_norms_names_them() {
+    // Llama weights under a Qwen3 config: everything but the per-head q/k norms is there.
+    let dir = Scratch::copy_of("llama-tied");
+    dir.edit_config(|c| {
+        c["architectures"] = serde_json::json!(["Qwen3ForCausalLM"]);
+        c["model_type"] = serde_json::json!("qwen3");
+    });
+    let err = load_error(&dir.0);
+    assert!(
+        err.contains("missing") && err.contains("layers.0.self_attn.q_norm.weight"),
+        "{err}"
+    );
+    assert!(err.contains("layers.1.self_attn.k_norm.weight"), "{err}");
 }
 
 #[test]
@@ -77,7 +108,10 @@ fn config_missing_a_field_names_it() {
         c.as_object_mut().unwrap().remove("hidden_size");
     });
     let err = load_error(&dir.0);
-    assert!(err.contains("hidden_size") && err.contains("config.json"), "{err}");
+    assert!(
+        err.contains("hidden_size") && err.contains("config.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -94,12 +128,18 @@ fn missing_and_unused_tensors_are_listed_by_name() {
     let dir = Scratch::copy_of("llama-tied");
     dir.edit_config(|c| c["tie_word_embeddings"] = serde_json::json!(false));
     let err = load_error(&dir.0);
-    assert!(err.contains("missing") && err.contains("lm_head.weight"), "{err}");
+    assert!(
+        err.contains("missing") && err.contains("lm_head.weight"),
+        "{err}"
+    );
     // One layer fewer in the config leaves layer 1's tensors unused.
     let dir = Scratch::copy_of("llama-tied");
     dir.edit_config(|c| c["num_hidden_layers"] = serde_json::json!(1));
     let err = load_error(&dir.0);
-    assert!(err.contains("does not use") && err.contains("layers.1.mlp.down_proj.weight"), "{err}");
+    assert!(
+        err.contains("does not use") && err.contains("layers.1.mlp.down_proj.weight"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -116,7 +156,10 @@ fn truncated_weights_name_the_file() {
 fn gguf_of_an_unknown_architecture_names_it() {
     // quants.gguf holds test tensors under architecture "test".
     let err = load_error(&fixture("gguf/quants.gguf"));
-    assert!(err.contains("general.architecture") && err.contains("test"), "{err}");
+    assert!(
+        err.contains("general.architecture") && err.contains("test"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -129,18 +172,35 @@ fn prompt_longer_than_the_context_window_names_the_limit() {
         stop_tokens: vec![],
     };
     let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
-    let err = generate(&model.transformer, &mut cache, &prompt, &options, &mut Sampler::greedy(), |_| {})
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains(&limit.to_string()) && err.contains("context window"), "{err}");
+    let err = generate(
+        &model.transformer,
+        &mut cache,
+        &prompt,
+        &options,
+        &mut Sampler::greedy(),
+        |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&limit.to_string()) && err.contains("context window"),
+        "{err}"
+    );
     // A prompt that fits but leaves no room for the requested tokens is refused up front too.
     let options = GenerateOptions {
         max_new_tokens: 10,
         stop_tokens: vec![],
     };
-    let err = generate(&model.transformer, &mut cache, &prompt[..limit - 2], &options, &mut Sampler::greedy(), |_| {})
-        .unwrap_err()
-        .to_string();
+    let err = generate(
+        &model.transformer,
+        &mut cache,
+        &prompt[..limit - 2],
+        &options,
+        &mut Sampler::greedy(),
+        |_| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("context window"), "{err}");
 }
 
@@ -167,7 +227,12 @@ fn unknown_and_absent_backends_are_explained() {
             type Output = ();
             fn run<B: momentkv::kernels::KernelBackend>(self, _: B::Device) {}
         }
-        let err = momentkv::backend::dispatch(absent, Nothing).unwrap_err().to_string();
-        assert!(err.contains("--features") && err.contains(absent.name()), "{err}");
+        let err = momentkv::backend::dispatch(absent, Nothing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--features") && err.contains(absent.name()),
+            "{err}"
+        );
     }
 }

@@ -11,7 +11,9 @@ use momentkv::gguf::{GgufError, GgufFile};
 fn every_supported_type_matches_gguf_py() {
     let file = GgufFile::open(fixture("gguf/quants.gguf")).unwrap();
     let expected = fixture("gguf/quants-expected.safetensors");
-    for name in ["f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q8_0", "q4_k", "q6_k"] {
+    for name in [
+        "f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q8_0", "q4_k", "q6_k",
+    ] {
         let (shape, values) = file.dequantize(name).unwrap();
         let (want_shape, want) = reference(&expected, name);
         assert_eq!(shape, want_shape, "{name}: shape");
@@ -43,14 +45,28 @@ fn truncated_file_is_reported_not_panicked() {
     for cut in [10, 200, bytes.len() - 100] {
         let path = dir.join(format!("cut-{cut}.gguf"));
         std::fs::write(&path, &bytes[..cut]).unwrap();
-        let err = GgufFile::open(&path).err().expect("a truncated file must not open");
-        assert!(matches!(err, GgufError::Corrupt { .. }), "cut at {cut}: {err}");
-        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        let err = GgufFile::open(&path)
+            .err()
+            .expect("a truncated file must not open");
+        assert!(
+            matches!(err, GgufError::Corrupt { .. }),
+            "cut at {cut}: {err}"
+        );
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
     }
     let not_gguf = dir.join("not.gguf");
     std::fs::write(&not_gguf, b"PK\x03\x04 this is a zip").unwrap();
-    assert!(matches!(GgufFile::open(&not_gguf), Err(GgufError::NotGguf { .. })));
+    assert!(matches!(
+        GgufFile::open(&not_gguf),
+        Err(GgufError::NotGguf { .. })
+    ));
     let missing = dir.join("missing.gguf");
-    assert!(matches!(GgufFile::open(&missing), Err(GgufError::Io { .. })));
+    assert!(matches!(
+        GgufFile::open(&missing),
+        Err(GgufError::Io { .. })
+    ));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -5,27 +5,8 @@
 
 mod common;
 
-use common::{assert_close, fixture, input_ids, reference};
-use momentkv::cache::FullCache;
+use common::{check_cached_generation, check_logits};
 use momentkv::kernels::KernelBackend;
-use momentkv::load::load;
-
-/// Logits `[batch, seq, vocab]` of one full forward pass over `tokens`.
-fn logits<B: KernelBackend>(model: &momentkv::Model<B>, tokens: &[Vec<u32>]) -> burn::tensor::Tensor<B, 3> {
-    let layers = model.transformer.config().num_hidden_layers;
-    let hidden = model
-        .transformer
-        .forward(tokens, &mut FullCache::new(layers))
-        .unwrap();
-    model.transformer.logits(hidden)
-}
-
-fn check_logits<B: KernelBackend>(checkpoint: &str, reference_dir: &str, device: B::Device, tol: f32) {
-    let model = load::<B>(&fixture(checkpoint), &device).unwrap();
-    let refs = fixture(reference_dir).join("reference.safetensors");
-    let (_, want) = reference(&refs, "logits");
-    assert_close(logits(&model, &input_ids(&refs)), &want, tol, checkpoint);
-}
 
 fn hf_tied_f32<B: KernelBackend>(device: B::Device, tol: f32) {
     check_logits::<B>("llama-tied", "llama-tied", device, tol);
@@ -47,27 +28,9 @@ fn gguf_llama3_rope_freqs<B: KernelBackend>(device: B::Device, tol: f32) {
     check_logits::<B>("llama-rope-scaled.gguf", "llama-rope-scaled", device, tol);
 }
 
-/// Prefill in chunks of 7, 9 and 1, then decoding one token at a time, gives every position the
-/// logits of one full forward pass.
+/// Chunked prefill and token-by-token decoding against one full forward pass.
 fn cached_generation_matches_full_forward<B: KernelBackend>(device: B::Device, tol: f32) {
-    let model = load::<B>(&fixture("llama-untied"), &device).unwrap();
-    let tokens = input_ids(&fixture("llama-untied/reference.safetensors"));
-    let full = logits(&model, &tokens);
-    let seq = tokens[0].len();
-    let layers = model.transformer.config().num_hidden_layers;
-    let mut cache = FullCache::new(layers);
-    let mut start = 0;
-    for len in [7, 9, 1].into_iter().chain(std::iter::repeat(1)) {
-        if start == seq {
-            break;
-        }
-        let chunk: Vec<Vec<u32>> = tokens.iter().map(|row| row[start..start + len].to_vec()).collect();
-        let hidden = model.transformer.forward(&chunk, &mut cache).unwrap();
-        let want = full.clone().narrow(1, start, len).into_data();
-        assert_close(model.transformer.logits(hidden), &want, tol, &format!("positions {start}..{}", start + len));
-        start += len;
-    }
-    assert_eq!(momentkv::cache::KvCache::<B>::seen(&cache), seq);
+    check_cached_generation::<B>("llama-untied", device, tol);
 }
 
 backend_tests!(

@@ -13,7 +13,8 @@ use momentkv::transformer::{generate, GenerateOptions, Sampler};
 use serde_json::Value;
 
 fn reference() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture("smollm2-reference.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixture("smollm2-reference.json")).unwrap())
+        .unwrap()
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -22,31 +23,55 @@ fn ids(v: &Value) -> Vec<u32> {
 
 /// Greedy continuation of "The capital of France is" for 12 tokens: the same ids as transformers.
 fn greedy_continuation_matches_transformers<B: KernelBackend>(device: B::Device, _tol: f32) {
-    let Some(path) = momentkv::hub::default_model_if_present() else { return };
+    let Some(path) = momentkv::hub::default_model_if_present() else {
+        return;
+    };
     let model = load::<B>(&path, &device).unwrap();
     let r = reference();
-    let prompt = model.tokenizer.encode(r["prompt"].as_str().unwrap(), true).unwrap();
+    let prompt = model
+        .tokenizer
+        .encode(r["prompt"].as_str().unwrap(), true)
+        .unwrap();
     assert_eq!(prompt, ids(&r["prompt_ids"]));
     let options = GenerateOptions {
         max_new_tokens: 12,
         stop_tokens: model.stop_tokens.clone(),
     };
     let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
-    let out = generate(&model.transformer, &mut cache, &prompt, &options, &mut Sampler::greedy(), |_| {}).unwrap();
+    let out = generate(
+        &model.transformer,
+        &mut cache,
+        &prompt,
+        &options,
+        &mut Sampler::greedy(),
+        |_| {},
+    )
+    .unwrap();
     assert_eq!(out.tokens, ids(&r["greedy_ids"]));
-    assert_eq!(model.tokenizer.decode(&out.tokens).unwrap(), r["greedy_text"].as_str().unwrap());
+    assert_eq!(
+        model.tokenizer.decode(&out.tokens).unwrap(),
+        r["greedy_text"].as_str().unwrap()
+    );
 }
 
 /// A chat turn through the model's ChatML template ends with the assistant's turn and stops at
 /// `<|im_end|>`, the GGUF's end-of-sequence token.
 fn chat_turn_stops_at_end_of_turn<B: KernelBackend>(device: B::Device, _tol: f32) {
-    let Some(path) = momentkv::hub::default_model_if_present() else { return };
+    let Some(path) = momentkv::hub::default_model_if_present() else {
+        return;
+    };
     let model = load::<B>(&path, &device).unwrap();
     let text = model
         .tokenizer
-        .apply_chat_template(&[ChatMessage::new("user", "What is the capital of France?")], true)
+        .apply_chat_template(
+            &[ChatMessage::new("user", "What is the capital of France?")],
+            true,
+        )
         .unwrap();
-    assert!(text.starts_with("<|im_start|>system\n") && text.ends_with("<|im_start|>assistant\n"), "{text}");
+    assert!(
+        text.starts_with("<|im_start|>system\n") && text.ends_with("<|im_start|>assistant\n"),
+        "{text}"
+    );
     let prompt = model.tokenizer.encode(&text, false).unwrap();
     let end = model.tokenizer.token_id("<|im_end|>").unwrap();
     assert!(model.stop_tokens.contains(&end));
@@ -55,18 +80,39 @@ fn chat_turn_stops_at_end_of_turn<B: KernelBackend>(device: B::Device, _tol: f32
         stop_tokens: model.stop_tokens.clone(),
     };
     let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
-    let out = generate(&model.transformer, &mut cache, &prompt, &options, &mut Sampler::greedy(), |_| {}).unwrap();
-    assert!(out.stopped, "no end of turn in {:?}", model.tokenizer.decode(&out.tokens));
-    assert!(model.tokenizer.decode(&out.tokens).unwrap().contains("Paris"));
+    let out = generate(
+        &model.transformer,
+        &mut cache,
+        &prompt,
+        &options,
+        &mut Sampler::greedy(),
+        |_| {},
+    )
+    .unwrap();
+    assert!(
+        out.stopped,
+        "no end of turn in {:?}",
+        model.tokenizer.decode(&out.tokens)
+    );
+    assert!(model
+        .tokenizer
+        .decode(&out.tokens)
+        .unwrap()
+        .contains("Paris"));
 }
 
-backend_tests!(greedy_continuation_matches_transformers, chat_turn_stops_at_end_of_turn);
+backend_tests!(
+    greedy_continuation_matches_transformers,
+    chat_turn_stops_at_end_of_turn
+);
 
 /// The tokenizer rebuilt from GGUF metadata gives transformers' ids for strings with unicode,
 /// digits, whitespace runs and chat markup.
 #[test]
 fn tokenizer_matches_transformers() {
-    let Some(path) = momentkv::hub::default_model_if_present() else { return };
+    let Some(path) = momentkv::hub::default_model_if_present() else {
+        return;
+    };
     let file = momentkv::gguf::GgufFile::open(&path).unwrap();
     let tok = momentkv::tokenizer::Tokenizer::from_gguf(&file).unwrap();
     let cases = reference()["tokenizer"].as_array().unwrap().clone();
@@ -76,7 +122,8 @@ fn tokenizer_matches_transformers() {
         .filter_map(|case| {
             let text = case["text"].as_str().unwrap();
             let got = tok.encode(text, false).unwrap();
-            (got != ids(&case["ids"])).then(|| format!("{text:?}: momentkv {got:?}, transformers {}", case["ids"]))
+            (got != ids(&case["ids"]))
+                .then(|| format!("{text:?}: momentkv {got:?}, transformers {}", case["ids"]))
         })
         .collect();
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));

@@ -178,7 +178,13 @@ mod fast {
                 let seen = t - s + p0 + n;
                 let block = &mut scores[..n * seen];
                 let qb = Matrix::dense(&q_head[p0 * d..][..n * d], n, d);
-                if !gemm(scale, qb, Matrix::dense(&keys[..seen * d], seen, d), true, block) {
+                if !gemm(
+                    scale,
+                    qb,
+                    Matrix::dense(&keys[..seen * d], seen, d),
+                    true,
+                    block,
+                ) {
                     return None;
                 }
                 for (i, row) in block.chunks_exact_mut(seen).enumerate() {

@@ -3,10 +3,12 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData, Tolerance};
+use momentkv::cache::{FullCache, KvCache};
 use momentkv::kernels::KernelBackend;
+use momentkv::load::load;
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -15,7 +17,7 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// A tensor of a `safetensors` file written by the fixture script.
-pub fn reference(path: &PathBuf, name: &str) -> (Vec<usize>, TensorData) {
+pub fn reference(path: &Path, name: &str) -> (Vec<usize>, TensorData) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let view = file.tensor(name).unwrap();
@@ -41,7 +43,7 @@ pub fn reference(path: &PathBuf, name: &str) -> (Vec<usize>, TensorData) {
 }
 
 /// Token ids `[batch][seq]` of a reference file's `input_ids`.
-pub fn input_ids(path: &PathBuf) -> Vec<Vec<u32>> {
+pub fn input_ids(path: &Path) -> Vec<Vec<u32>> {
     let (shape, data) = reference(path, "input_ids");
     data.iter::<i64>()
         .map(|id| id as u32)
@@ -52,18 +54,79 @@ pub fn input_ids(path: &PathBuf) -> Vec<Vec<u32>> {
 }
 
 /// Asserts `got` equals `want` to an absolute tolerance, naming `what` on failure.
-pub fn assert_close<B: KernelBackend, const D: usize>(got: Tensor<B, D>, want: &TensorData, tol: f32, what: &str) {
+pub fn assert_close<B: KernelBackend, const D: usize>(
+    got: Tensor<B, D>,
+    want: &TensorData,
+    tol: f32,
+    what: &str,
+) {
     let got = got.into_data().convert::<f32>();
-    let (g, w) = (got.as_slice::<f32>().unwrap(), want.as_slice::<f32>().unwrap());
+    let (g, w) = (
+        got.as_slice::<f32>().unwrap(),
+        want.as_slice::<f32>().unwrap(),
+    );
     assert_eq!(got.shape, want.shape, "{what}: shape");
     let worst = g
         .iter()
         .zip(w)
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
-    assert!(worst <= tol, "{what}: max |difference| {worst:e} exceeds {tol:e}");
+    assert!(
+        worst <= tol,
+        "{what}: max |difference| {worst:e} exceeds {tol:e}"
+    );
     // Also through burn's own comparison, which checks NaNs the same way.
     got.assert_approx_eq::<f32>(want, Tolerance::absolute(tol));
+}
+
+/// Logits `[batch, seq, vocab]` of one full forward pass over `tokens`.
+pub fn logits<B: KernelBackend>(model: &momentkv::Model<B>, tokens: &[Vec<u32>]) -> Tensor<B, 3> {
+    let layers = model.transformer.config().num_hidden_layers;
+    let hidden = model
+        .transformer
+        .forward(tokens, &mut FullCache::new(layers))
+        .unwrap();
+    model.transformer.logits(hidden)
+}
+
+/// The logits of `checkpoint` (a fixture directory or GGUF file) on the input ids of
+/// `reference_dir/reference.safetensors` equal transformers' logits stored there.
+pub fn check_logits<B: KernelBackend>(
+    checkpoint: &str,
+    reference_dir: &str,
+    device: B::Device,
+    tol: f32,
+) {
+    let model = load::<B>(&fixture(checkpoint), &device).unwrap();
+    let refs = fixture(reference_dir).join("reference.safetensors");
+    let (_, want) = reference(&refs, "logits");
+    assert_close(logits(&model, &input_ids(&refs)), &want, tol, checkpoint);
+}
+
+/// Prefill in chunks of 7, 9 and 1, then decoding one token at a time, gives every position of
+/// `checkpoint`'s reference input the logits of one full forward pass.
+pub fn check_cached_generation<B: KernelBackend>(checkpoint: &str, device: B::Device, tol: f32) {
+    let model = load::<B>(&fixture(checkpoint), &device).unwrap();
+    let tokens = input_ids(&fixture(checkpoint).join("reference.safetensors"));
+    let full = logits(&model, &tokens);
+    let seq = tokens[0].len();
+    let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
+    let mut start = 0;
+    for len in [7, 9, 1].into_iter().chain(std::iter::repeat(1)) {
+        if start == seq {
+            break;
+        }
+        let chunk: Vec<Vec<u32>> = tokens
+            .iter()
+            .map(|row| row[start..start + len].to_vec())
+            .collect();
+        let hidden = model.transformer.forward(&chunk, &mut cache).unwrap();
+        let want = full.clone().narrow(1, start, len).into_data();
+        let what = format!("{checkpoint} positions {start}..{}", start + len);
+        assert_close(model.transformer.logits(hidden), &want, tol, &what);
+        start += len;
+    }
+    assert_eq!(KvCache::<B>::seen(&cache), seq);
 }
 
 /// The wgpu device, after checking once that it is a real Vulkan adapter (Mesa's lavapipe on CI
@@ -76,7 +139,11 @@ pub fn wgpu_device() -> burn::backend::wgpu::WgpuDevice {
     let adapter = ADAPTER.get_or_init(|| {
         let setup = init_setup::<Vulkan>(&device, RuntimeOptions::default());
         let info = setup.adapter.get_info();
-        assert_eq!(info.backend.to_str(), "vulkan", "wgpu adapter {info:?} is not Vulkan");
+        assert_eq!(
+            info.backend.to_str(),
+            "vulkan",
+            "wgpu adapter {info:?} is not Vulkan"
+        );
         format!("{} ({}, {})", info.name, info.driver, info.driver_info)
     });
     eprintln!("wgpu adapter: {adapter}");

@@ -55,7 +55,9 @@ impl WithBackend for Bench {
         };
         let filler = model.tokenizer.encode(&text, false)?;
         if filler.is_empty() {
-            return Err(Error::Unsupported("the benchmark prompt text is empty".into()));
+            return Err(Error::Unsupported(
+                "the benchmark prompt text is empty".into(),
+            ));
         }
         let prompt: Vec<u32> = filler
             .iter()
@@ -106,7 +108,11 @@ impl WithBackend for Bench {
             println!("{report}");
         } else {
             println!("model        {}", path.display());
-            println!("backend      {} (kernels: {})", B::name(&device), B::kernel_engine());
+            println!(
+                "backend      {} (kernels: {})",
+                B::name(&device),
+                B::kernel_engine()
+            );
             println!(
                 "prompt       {} tokens, {} generated",
                 out.prompt_tokens,

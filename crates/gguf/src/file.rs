@@ -31,7 +31,8 @@ impl TensorInfo {
     fn n_bytes(&self) -> Option<u64> {
         let block = self.ty.block_len() as u64;
         let n = self.n_elements();
-        (n % block == 0).then(|| n / block * self.ty.block_bytes() as u64)
+        n.is_multiple_of(block)
+            .then(|| n / block * self.ty.block_bytes() as u64)
     }
 }
 

@@ -59,3 +59,29 @@ fn stream_decoding_equals_whole_decoding() {
         .collect();
     assert_eq!(streamed, text);
 }
+
+/// Qwen's tokenizer (NFC normalisation, Qwen2's regex split, digits one by one), from the Qwen2
+/// fixture's tokenizer.json and from its GGUF (`tokenizer.ggml.pre = "qwen2"`), gives the ids the
+/// `tokenizers` Python package gave, NFD input included.
+#[test]
+fn qwen2_tokenizer_from_json_and_gguf_matches_reference() {
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("qwen2-tokenizer-reference.json")).unwrap(),
+    )
+    .unwrap();
+    let json = Tokenizer::from_hf_dir(&fixtures().join("qwen2")).unwrap();
+    let gguf =
+        Tokenizer::from_gguf(&GgufFile::open(fixtures().join("qwen2.gguf")).unwrap()).unwrap();
+    let cases = reference.as_array().unwrap();
+    assert!(cases.len() >= 7);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        assert_eq!(
+            json.encode(text, false).unwrap(),
+            want,
+            "tokenizer.json, {text:?}"
+        );
+        assert_eq!(gguf.encode(text, false).unwrap(), want, "GGUF, {text:?}");
+    }
+}

@@ -32,7 +32,7 @@ impl<B: KernelBackend> Attention<B> {
             q_proj: proj(h * d, c.attention_bias),
             k_proj: proj(kv * d, c.attention_bias),
             v_proj: proj(kv * d, c.attention_bias),
-            o_proj: Dense::new(h * d, c.hidden_size, false, device),
+            o_proj: Dense::new(h * d, c.hidden_size, c.output_bias, device),
             q_norm: norm(),
             k_norm: norm(),
             heads: h,

@@ -34,8 +34,10 @@ pub struct TransformerConfig {
     pub rope_scaling: RopeScaling,
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
-    /// Biases on the q/k/v projections (Qwen2).
+    /// Biases on the q/k/v projections (Qwen2 always; Llama and Qwen3 with `attention_bias`).
     pub attention_bias: bool,
+    /// A bias on the output projection (Llama and Qwen3 with `attention_bias`; never Qwen2).
+    pub output_bias: bool,
     /// Per-head RMSNorm of queries and keys before RoPE (Qwen3).
     pub qk_norm: bool,
 }
@@ -63,7 +65,10 @@ impl TransformerConfig {
                 return bad(field, "must be positive".into());
             }
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             return bad(
                 "num_key_value_heads",
                 format!(
@@ -72,19 +77,19 @@ impl TransformerConfig {
                 ),
             );
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return bad(
                 "head_dim",
                 format!("({}) must be even for RoPE", self.head_dim),
             );
         }
-        if !(self.rope_theta > 0.0) {
+        if self.rope_theta.is_nan() || self.rope_theta <= 0.0 {
             return bad(
                 "rope_theta",
                 format!("({}) must be positive", self.rope_theta),
             );
         }
-        if !(self.rms_norm_eps >= 0.0) {
+        if self.rms_norm_eps.is_nan() || self.rms_norm_eps < 0.0 {
             return bad(
                 "rms_norm_eps",
                 format!("({}) must be non-negative", self.rms_norm_eps),

@@ -13,8 +13,9 @@ pub struct Family {
     pub gguf_architecture: &'static str,
     /// Whether llama.cpp's converter permuted the GGUF `attn_q`/`attn_k` rows.
     pub gguf_permuted_qk: bool,
-    /// q/k/v projection biases: `Some(b)` fixed by the architecture (Qwen2 always has them),
-    /// `None` read from `attention_bias` (default false).
+    /// Attention biases: `Some(b)` fixes q/k/v biases for the architecture, with none on the
+    /// output projection (Qwen2 always has them); `None` reads `attention_bias` (default false),
+    /// which puts biases on all four projections (Llama, Qwen3).
     pub attention_bias: Option<bool>,
     /// Per-head RMSNorm of queries and keys before RoPE (Qwen3).
     pub qk_norm: bool,

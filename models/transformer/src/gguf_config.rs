@@ -8,7 +8,7 @@ use crate::{Family, ModelError, RopeScaling, TransformerConfig};
 /// The architecture-neutral configuration of a GGUF file of `family`.
 ///
 /// The output head is tied when the file has no `output.weight` (llama.cpp then reuses the
-/// embeddings); q/k/v biases are read from the tensor table; Llama 3 rope scaling comes from a
+/// embeddings); attention biases are read from the tensor table; Llama 3 rope scaling comes from a
 /// `rope_freqs` tensor when there is one.
 pub fn gguf_config(file: &GgufFile, family: &Family) -> Result<TransformerConfig, ModelError> {
     let meta = file.metadata();
@@ -75,6 +75,7 @@ pub fn gguf_config(file: &GgufFile, family: &Family) -> Result<TransformerConfig
         attention_bias: family
             .attention_bias
             .unwrap_or_else(|| has("blk.0.attn_q.bias")),
+        output_bias: has("blk.0.attn_output.bias"),
         qk_norm: family.qk_norm,
     })
 }

@@ -31,6 +31,9 @@ pub struct HfConfig {
     pub mlp_bias: Option<bool>,
     pub hidden_act: Option<String>,
     pub eos_token_id: Option<TokenIds>,
+    /// Qwen2's switch for sliding-window attention (`sliding_window`, `max_window_layers`); off
+    /// in published checkpoints, and full attention is what momentkv runs.
+    pub use_sliding_window: Option<bool>,
 }
 
 /// `rope_scaling` / `rope_parameters`.
@@ -104,6 +107,19 @@ impl HfConfig {
                 "is true; MLP biases are not supported",
             ));
         }
+        if self.use_sliding_window == Some(true) {
+            return Err(config_error(
+                "use_sliding_window",
+                "is true; only full attention is supported",
+            ));
+        }
+        let (attention_bias, output_bias) = match family.attention_bias {
+            Some(qkv) => (qkv, false),
+            None => {
+                let all = self.attention_bias.unwrap_or(false);
+                (all, all)
+            }
+        };
         let rope = self.rope_parameters.as_ref().or(self.rope_scaling.as_ref());
         let rope_theta = self
             .rope_theta
@@ -128,9 +144,8 @@ impl HfConfig {
             rope_scaling,
             max_position_embeddings: self.max_position_embeddings.unwrap_or(2048),
             tie_word_embeddings: self.tie_word_embeddings.unwrap_or(false),
-            attention_bias: family
-                .attention_bias
-                .unwrap_or(self.attention_bias.unwrap_or(false)),
+            attention_bias,
+            output_bias,
             qk_norm: family.qk_norm,
         })
     }
