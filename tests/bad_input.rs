@@ -2,12 +2,10 @@
 
 #![cfg(any(feature = "flex", feature = "ndarray"))]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::fixture;
+use crate::common::fixture;
 use momentkv::backend::BackendKind;
 use momentkv::cache::FullCache;
 use momentkv::load::load;

@@ -2,9 +2,7 @@
 //! supported type (tests/fixtures/gguf/quants.gguf) and gguf-py's f32 values for it; and the
 //! errors a broken or unsupported file gets.
 
-mod common;
-
-use common::{fixture, reference};
+use crate::common::{fixture, reference};
 use momentkv::gguf::{GgufError, GgufFile};
 
 #[test]

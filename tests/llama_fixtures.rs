@@ -3,9 +3,7 @@
 //! rope scaling) and from the GGUF files written from the same weights; and cached generation
 //! (chunked prefill, token-by-token decoding) against one full forward pass.
 
-mod common;
-
-use common::{check_cached_generation, check_logits};
+use crate::common::{check_cached_generation, check_logits};
 use momentkv::kernels::KernelBackend;
 
 fn hf_tied_f32<B: KernelBackend>(device: B::Device, tol: f32) {

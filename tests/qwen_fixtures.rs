@@ -4,9 +4,7 @@
 //! file of the same weights (q/k rows not permuted), cached generation against a full forward
 //! pass, and the Qwen chat templates against transformers' rendering.
 
-mod common;
-
-use common::{check_cached_generation, check_logits, fixture};
+use crate::common::{check_cached_generation, check_logits, fixture};
 use momentkv::kernels::KernelBackend;
 use momentkv::load::load;
 use momentkv::tokenizer::{ChatMessage, Tokenizer};

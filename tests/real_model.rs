@@ -2,9 +2,7 @@
 //! the same dequantized weights (tests/fixtures/smollm2-reference.json). Skipped, saying how to
 //! fetch the model, when it is not present; CI fetches it so these run there.
 
-mod common;
-
-use common::fixture;
+use crate::common::fixture;
 use momentkv::cache::FullCache;
 use momentkv::kernels::KernelBackend;
 use momentkv::load::load;

@@ -161,7 +161,6 @@ pub fn cuda_available() -> bool {
 
 /// Instantiates `fn name<B: KernelBackend>(device: B::Device, tol: f32)` bodies once per compiled
 /// backend, with the tolerance each gets: 1e-4 on CPU backends, 1e-3 on GPUs.
-#[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
         #[cfg(feature = "ndarray")]

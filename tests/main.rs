@@ -1,0 +1,11 @@
+//! momentkv's integration tests, in one test binary so that burn's generic code is compiled once
+//! for all of them rather than once per file.
+
+#[macro_use]
+mod common;
+
+mod bad_input;
+mod gguf_dequant;
+mod llama_fixtures;
+mod qwen_fixtures;
+mod real_model;
