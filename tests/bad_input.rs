@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::common::fixture;
 use momentkv::backend::BackendKind;
-use momentkv::cache::FullCache;
+use momentkv::cache::{FullCache, Phase};
 use momentkv::load::load;
 use momentkv::transformer::{generate, GenerateOptions, Sampler};
 
@@ -209,7 +209,7 @@ fn token_ids_outside_the_vocabulary_are_refused() {
     let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
     let err = model
         .transformer
-        .forward(&[vec![1, vocab]], &mut cache)
+        .forward(&[vec![1, vocab]], Phase::Prefill, &mut cache)
         .unwrap_err()
         .to_string();
     assert!(err.contains(&vocab.to_string()), "{err}");

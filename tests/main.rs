@@ -6,6 +6,8 @@ mod common;
 
 mod bad_input;
 mod gguf_dequant;
+mod kvpress_parity;
 mod llama_fixtures;
+mod passkey;
 mod qwen_fixtures;
 mod real_model;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData, Tolerance};
-use momentkv::cache::{FullCache, KvCache};
+use momentkv::cache::{FullCache, KvCache, Phase};
 use momentkv::kernels::KernelBackend;
 use momentkv::load::load;
 
@@ -84,7 +84,7 @@ pub fn logits<B: KernelBackend>(model: &momentkv::Model<B>, tokens: &[Vec<u32>])
     let layers = model.transformer.config().num_hidden_layers;
     let hidden = model
         .transformer
-        .forward(tokens, &mut FullCache::new(layers))
+        .forward(tokens, Phase::Prefill, &mut FullCache::new(layers))
         .unwrap();
     model.transformer.logits(hidden)
 }
@@ -120,7 +120,10 @@ pub fn check_cached_generation<B: KernelBackend>(checkpoint: &str, device: B::De
             .iter()
             .map(|row| row[start..start + len].to_vec())
             .collect();
-        let hidden = model.transformer.forward(&chunk, &mut cache).unwrap();
+        let hidden = model
+            .transformer
+            .forward(&chunk, Phase::Prefill, &mut cache)
+            .unwrap();
         let want = full.clone().narrow(1, start, len).into_data();
         let what = format!("{checkpoint} positions {start}..{}", start + len);
         assert_close(model.transformer.logits(hidden), &want, tol, &what);

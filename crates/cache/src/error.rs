@@ -1,4 +1,5 @@
-/// Misuse of a cache: each variant names the layer or shape at fault.
+/// Misuse of a cache or a bad policy setting: each variant names the layer, shape or setting at
+/// fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CacheError {
     #[error("layer {layer} is out of range: the cache has {layers} layers")]
@@ -12,4 +13,23 @@ pub enum CacheError {
         found: Vec<usize>,
         expected: Vec<usize>,
     },
+    #[error("unknown policy '{name}'; known policies: {known}")]
+    UnknownPolicy { name: String, known: String },
+    #[error("policy '{policy}' has no parameter '{key}'; its parameters: {known}")]
+    UnknownParameter {
+        policy: String,
+        key: String,
+        known: String,
+    },
+    #[error("policy '{policy}': parameter '{key}' = '{value}' is invalid: {reason}")]
+    BadParameter {
+        policy: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("invalid budget: {0}")]
+    BadBudget(String),
+    #[error("invalid eviction schedule: {0}")]
+    BadSchedule(String),
 }

@@ -1,7 +1,7 @@
 use burn::tensor::Tensor;
 use momentkv_kernels::KernelBackend;
 
-use crate::{CacheError, KvCache};
+use crate::{CacheError, KvCache, Phase};
 
 /// A cache that keeps every token: the exact-attention baseline.
 ///
@@ -24,7 +24,7 @@ impl<B: KernelBackend> FullCache<B> {
 }
 
 impl<B: KernelBackend> KvCache<B> for FullCache<B> {
-    fn prepare(&mut self, new: usize) -> Result<usize, CacheError> {
+    fn prepare(&mut self, new: usize, _phase: Phase) -> Result<usize, CacheError> {
         let start = self.seen;
         self.seen += new;
         self.pending = new;

@@ -1,28 +1,59 @@
 //! KV caches for momentkv.
 //!
 //! A model reaches its cache only through [`KvCache`]: it announces how many new tokens a forward
-//! pass carries ([`KvCache::prepare`]), then hands each layer's post-RoPE queries, keys and values to
-//! [`KvCache::attend`], which stores what it keeps and returns the attention output. What is kept,
-//! and how attention over it is computed, is the cache's business, so eviction policies and
-//! corrected attention plug in here without the model knowing.
+//! pass carries and whether they are prompt or generated ([`KvCache::prepare`]), then hands each
+//! layer's post-RoPE queries, keys and values to [`KvCache::attend`], which stores what it keeps
+//! and returns the attention output. What is kept, and how attention over it is computed, is the
+//! cache's business, so eviction policies and corrected attention plug in here without the model
+//! knowing.
+//!
+//! - [`FullCache`]: keeps everything (the exact baseline).
+//! - [`EvictingCache`]: holds at most a [`Budget`] of tokens per KV head, choosing what to evict
+//!   with a [`Policy`] (a [`Scorer`] plus selection rules) at the moments an [`EvictAt`] names.
 
+mod attention;
+mod budget;
 mod error;
+mod evicting;
 mod full;
+mod geometry;
+mod policy;
+pub mod scorer;
+mod select;
+mod spec;
+mod store;
 
+pub use attention::{attention_with_mass, masked_attention};
+pub use budget::{Budget, EvictAt};
 pub use error::CacheError;
+pub use evicting::EvictingCache;
 pub use full::FullCache;
+pub use geometry::Geometry;
+pub use policy::{Allocation, LayerBudget, Policy};
+pub use scorer::{Observation, Scorer};
+pub use select::{select, Selection};
+pub use spec::{policy_info, PolicyInfo, PolicySpec, COMMON_PARAMS, POLICIES};
 
 use burn::tensor::Tensor;
 use momentkv_kernels::KernelBackend;
+
+/// Whether a forward pass carries prompt tokens or generated ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Prompt tokens, the whole prompt or one chunk of it.
+    Prefill,
+    /// Generated tokens, usually one per pass.
+    Decode,
+}
 
 /// The cache interface a transformer's attention layers use, for one batch of sequences.
 pub trait KvCache<B: KernelBackend> {
     /// Announces `new` tokens about to pass through every layer and returns the absolute
     /// position of the first of them (the number of tokens seen so far, evicted or not).
-    fn prepare(&mut self, new: usize) -> Result<usize, CacheError>;
+    fn prepare(&mut self, new: usize, phase: Phase) -> Result<usize, CacheError>;
 
     /// Attends the new tokens of layer `layer` over the cached context and themselves (causally),
-    /// then stores the new keys and values.
+    /// then stores the new keys and values (and evicts, if the cache does).
     ///
     /// - `q`: `[batch, heads, new, head_dim]`, post-RoPE queries
     /// - `k`, `v`: `[batch, kv_heads, new, head_dim]`, post-RoPE keys and values
@@ -40,4 +71,10 @@ pub trait KvCache<B: KernelBackend> {
 
     /// Bytes of cache state held now, over all layers.
     fn bytes(&self) -> usize;
+
+    /// The most prompt tokens one forward pass may carry (chunked prefill), or `None` for the
+    /// whole prompt at once.
+    fn prefill_chunk(&self) -> Option<usize> {
+        None
+    }
 }

@@ -1,18 +1,20 @@
 use std::io::Write;
 
 use momentkv::backend::{dispatch, WithBackend};
-use momentkv::cache::FullCache;
 use momentkv::kernels::KernelBackend;
 use momentkv::tokenizer::ChatMessage;
 use momentkv::transformer::{generate, GenerateOptions, Sampler};
 use momentkv::{hub, load, Error};
 
+use crate::cache_args::{nothing_evicted_note, CacheArgs};
 use crate::ModelArgs;
 
 #[derive(clap::Args)]
 pub struct GenerateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// The prompt text.
     #[arg(long)]
     pub prompt: String,
@@ -67,7 +69,7 @@ impl WithBackend for Generate {
             stop_tokens: model.stop_tokens.clone(),
         };
         let mut sampler = Sampler::new(args.temperature, args.top_p, args.seed);
-        let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
+        let mut cache = args.cache.build(&model.transformer)?;
         let mut stream = model.tokenizer.stream();
         let mut stdout = std::io::stdout();
         let mut stream_error = None;
@@ -104,18 +106,26 @@ impl WithBackend for Generate {
                 "prefill_tok_s": out.prefill_tok_s(),
                 "decode_tok_s": out.decode_tok_s(),
                 "kv_cache_bytes": out.kv_cache_bytes,
+                "policy": cache.policy().spec,
+                "budget": cache.budget().to_string(),
+                "evicted_tokens": cache.evicted(),
                 "stopped": out.stopped,
             });
             println!("{report}");
         } else {
             println!();
+            if let Some(note) = nothing_evicted_note(&cache) {
+                eprintln!("{note}");
+            }
             eprintln!(
-                "[{} prompt tokens, {} generated; prefill {:.1} tok/s, decode {:.1} tok/s, KV cache {} bytes, {}]",
+                "[{} prompt tokens, {} generated; prefill {:.1} tok/s, decode {:.1} tok/s, KV cache {} bytes ({}, {} evicted), {}]",
                 out.prompt_tokens,
                 out.tokens.len(),
                 out.prefill_tok_s(),
                 out.decode_tok_s(),
                 out.kv_cache_bytes,
+                cache.policy().spec,
+                cache.evicted(),
                 B::name(&device)
             );
         }

@@ -1,7 +1,9 @@
 //! `momentkv`: generate text, fetch models, measure speed.
 
 mod bench;
+mod cache_args;
 mod generate;
+mod passkey;
 
 use std::process::ExitCode;
 
@@ -44,9 +46,9 @@ impl ModelArgs {
 enum Command {
     /// Generate a continuation of a prompt, streamed to the terminal.
     Generate(generate::GenerateArgs),
-    /// Fetch a known model ahead of time.
+    /// Fetch a known model or data file ahead of time.
     Fetch {
-        /// Model name.
+        /// Model or data file name.
         #[arg(required_unless_present = "list")]
         name: Option<String>,
         /// List the known models and where they are kept.
@@ -55,11 +57,35 @@ enum Command {
     },
     /// Measure prefill and decode speed and the KV cache's size.
     Bench(bench::BenchArgs),
+    /// List the KV-cache eviction policies and their parameters.
+    Policies,
+    /// Passkey retrieval from essay text: which policies and budgets still find the key.
+    Passkey(passkey::PasskeyArgs),
+}
+
+fn policies() {
+    use momentkv::cache::{COMMON_PARAMS, POLICIES};
+    println!("Pass as --policy NAME[:key=value,...] with --budget N or --compression R.\n");
+    for p in POLICIES {
+        let aliases = if p.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (also {})", p.aliases.join(", "))
+        };
+        println!("{}{aliases}\n    {}", p.name, p.summary);
+        for (key, default, meaning) in p.params {
+            println!("    {key:<13} {default:<8} {meaning}");
+        }
+    }
+    println!("\nEvery policy but full also takes:");
+    for (key, default, meaning) in COMMON_PARAMS {
+        println!("    {key:<13} {default:<8} {meaning}");
+    }
 }
 
 fn fetch(name: Option<String>, list: bool) -> Result<(), momentkv::Error> {
     if list {
-        for m in hub::KNOWN {
+        for m in hub::KNOWN.iter().chain(hub::DATA) {
             let state = if m.path().is_file() {
                 "fetched"
             } else {
@@ -75,10 +101,11 @@ fn fetch(name: Option<String>, list: bool) -> Result<(), momentkv::Error> {
         return Ok(());
     }
     let name = name.unwrap_or_default();
-    let model = hub::known(&name).ok_or_else(|| momentkv::Error::UnknownModel {
+    let model = hub::known_file(&name).ok_or_else(|| momentkv::Error::UnknownModel {
         name: name.clone(),
         known: hub::KNOWN
             .iter()
+            .chain(hub::DATA)
             .map(|m| m.name)
             .collect::<Vec<_>>()
             .join(", "),
@@ -98,6 +125,11 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Fetch { name, list } => fetch(name, list),
         Command::Bench(args) => bench::run(args),
+        Command::Passkey(args) => passkey::run(args),
+        Command::Policies => {
+            policies();
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

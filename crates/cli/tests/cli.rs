@@ -24,6 +24,10 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Bytes the fixture's cache holds per token: 2 layers × 2 KV heads × (keys and values of 16 f32,
+/// plus 4 bytes of position and 1 of validity).
+const SLOT_BYTES: u64 = 2 * 2 * (2 * 16 * 4 + 5);
+
 #[test]
 fn generate_json_reports_tokens_text_and_speed() {
     let model = fixture("llama-tied");
@@ -56,13 +60,14 @@ fn generate_json_reports_tokens_text_and_speed() {
     assert!(report["prompt_tokens"].as_u64().unwrap() > 0);
     // Every token fed to the model is cached: the prompt and each generated token but the last,
     // unless a stop token (sampled after it) ended the generation.
-    // 2 layers × (keys + values) × 2 KV heads × 16 dims × 4 bytes per cached token.
     let fed_back = tokens.len() as u64 - u64::from(!report["stopped"].as_bool().unwrap());
     let cached = report["prompt_tokens"].as_u64().unwrap() + fed_back;
     assert_eq!(
         report["kv_cache_bytes"].as_u64().unwrap(),
-        cached * 2 * 2 * 2 * 16 * 4
+        cached * SLOT_BYTES
     );
+    assert_eq!(report["policy"], "full");
+    assert_eq!(report["evicted_tokens"], 0);
 }
 
 #[test]
@@ -132,10 +137,177 @@ fn bench_prints_speed_and_kv_bytes() {
     assert_eq!(report["prompt_tokens"], 32);
     assert_eq!(report["generated_tokens"], 4);
     assert!(report["prefill_tok_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["kv_cache_bytes"].as_u64().unwrap(), 35 * SLOT_BYTES);
+}
+
+#[test]
+fn generate_evicts_to_the_budget_and_bench_sweeps_budgets() {
+    let model = fixture("llama-tied");
+    let model = model.to_str().unwrap();
+    let prompt = "the quick brown fox jumps over the lazy dog ".repeat(4);
+    let out = momentkv(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        &prompt,
+        "--max-new-tokens",
+        "5",
+        "--policy",
+        "knorm",
+        "--budget",
+        "16",
+        "--evict-during",
+        "prefill,decode",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prompt_tokens = report["prompt_tokens"].as_u64().unwrap();
+    assert!(prompt_tokens > 16, "{report}");
+    // Held at the budget through decoding: 16 slots per head; KNorm keeps no query buffer.
+    assert_eq!(report["kv_cache_bytes"].as_u64().unwrap(), 16 * SLOT_BYTES);
+    let fed = prompt_tokens + report["tokens"].as_array().unwrap().len() as u64 - 1;
     assert_eq!(
-        report["peak_kv_cache_bytes"].as_u64().unwrap(),
-        35 * 2 * 2 * 2 * 16 * 4
+        report["evicted_tokens"].as_u64().unwrap(),
+        (fed - 16) * 2 * 2
     );
+    assert_eq!(report["policy"], "knorm");
+
+    let out = momentkv(&[
+        "bench",
+        "--model",
+        model,
+        "--prompt-len",
+        "48",
+        "--gen",
+        "8",
+        "--warmup",
+        "0",
+        "--policy",
+        "knorm",
+        "--budgets",
+        "8,16",
+        "--evict-during",
+        "decode",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let bytes: Vec<u64> = runs
+        .iter()
+        .map(|r| r["kv_cache_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(runs[0]["cache"], "full");
+    assert_eq!(
+        bytes,
+        vec![(48 + 7) * SLOT_BYTES, 8 * SLOT_BYTES, 16 * SLOT_BYTES]
+    );
+}
+
+#[test]
+fn a_budget_covering_the_prompt_says_nothing_was_evicted() {
+    let model = fixture("llama-tied");
+    let out = momentkv(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "The quick brown",
+        "--max-new-tokens",
+        "2",
+        "--policy",
+        "snapkv",
+        "--budget",
+        "500",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("evicted nothing") && err.contains("500 tokens"),
+        "{err}"
+    );
+}
+
+#[test]
+fn policies_lists_every_policy_with_its_parameters() {
+    let out = momentkv(&["policies"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "full",
+        "random",
+        "streaming",
+        "h2o",
+        "snapkv",
+        "pyramidkv",
+        "adakv",
+        "tova",
+        "knorm",
+        "keydiff",
+        "expected",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} missing:\n{text}"
+        );
+    }
+    for param in [
+        "window",
+        "kernel",
+        "beta",
+        "alpha",
+        "n_future",
+        "recent_share",
+        "sinks",
+    ] {
+        assert!(text.contains(param), "{param} missing");
+    }
+}
+
+#[test]
+fn bad_cache_options_are_refused_by_name() {
+    let model = fixture("llama-tied");
+    let model = model.to_str().unwrap();
+    let base = ["generate", "--model", model, "--prompt", "x"];
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--policy", "lru", "--budget", "8"],
+            "unknown policy 'lru'",
+        ),
+        (
+            &["--policy", "snapkv:windw=4", "--budget", "8"],
+            "no parameter 'windw'",
+        ),
+        (&["--policy", "snapkv", "--budget", "0"], "budget of 0"),
+        (
+            &["--policy", "snapkv", "--compression", "1.5"],
+            "outside [0, 1)",
+        ),
+        (&["--policy", "snapkv"], "give --budget N"),
+        (
+            &[
+                "--policy",
+                "knorm",
+                "--budget",
+                "8",
+                "--evict-during",
+                "later",
+            ],
+            "'later'",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let args = [&base[..], extra].concat();
+        let out = momentkv(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
 }
 
 #[test]

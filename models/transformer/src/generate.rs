@@ -1,7 +1,7 @@
 use momentkv_kernels::KernelBackend;
 use std::time::{Duration, Instant};
 
-use momentkv_cache::KvCache;
+use momentkv_cache::{KvCache, Phase};
 
 use crate::{ModelError, Sampler, Transformer};
 
@@ -23,6 +23,8 @@ pub struct Generation {
     /// Decode: every later forward pass, one token each.
     pub decode_time: Duration,
     pub decode_steps: usize,
+    /// Each decode step's time, in order.
+    pub decode_step_times: Vec<Duration>,
     /// Whether a stop token ended the generation.
     pub stopped: bool,
     /// The cache's size at the end, in bytes.
@@ -44,25 +46,54 @@ impl Generation {
 }
 
 /// Generates up to `max_new_tokens` after `prompt` for one sequence, calling `on_token` with each
-/// new id as soon as it is chosen.
+/// new id as soon as it is chosen. The prompt is prefilled under the cache's policy (in chunks
+/// when the cache asks for them), so it may be compressed before generation starts.
 pub fn generate<B: KernelBackend>(
     model: &Transformer<B>,
     cache: &mut impl KvCache<B>,
     prompt: &[u32],
     options: &GenerateOptions,
     sampler: &mut Sampler,
+    on_token: impl FnMut(u32),
+) -> Result<Generation, ModelError> {
+    answer(model, cache, prompt, &[], options, sampler, on_token)
+}
+
+/// kvpress's query-agnostic protocol: prefills `context` under the cache's policy (which may
+/// compress it), then reads `question` as a continuation, not compressed with the context,
+/// then generates. With an empty question this is [`generate`].
+pub fn answer<B: KernelBackend>(
+    model: &Transformer<B>,
+    cache: &mut impl KvCache<B>,
+    context: &[u32],
+    question: &[u32],
+    options: &GenerateOptions,
+    sampler: &mut Sampler,
     mut on_token: impl FnMut(u32),
 ) -> Result<Generation, ModelError> {
     let limit = model.config().max_position_embeddings;
-    let needed = cache.seen() + prompt.len() + options.max_new_tokens.saturating_sub(1);
+    let prompt_tokens = context.len() + question.len();
+    let needed = cache.seen() + prompt_tokens + options.max_new_tokens.saturating_sub(1);
     if needed > limit {
         return Err(ModelError::ContextOverflow {
             tokens: needed,
             limit,
         });
     }
+    if context.is_empty() {
+        return Err(ModelError::EmptyPrompt);
+    }
     let start = Instant::now();
-    let hidden = model.forward(&[prompt.to_vec()], cache)?;
+    // Chunked prefill when the cache asks for it: each chunk attends over what the cache kept.
+    let chunk = cache.prefill_chunk().unwrap_or(context.len()).max(1);
+    let mut hidden = None;
+    for piece in context.chunks(chunk) {
+        hidden = Some(model.forward(&[piece.to_vec()], Phase::Prefill, cache)?);
+    }
+    if !question.is_empty() {
+        hidden = Some(model.forward(&[question.to_vec()], Phase::Decode, cache)?);
+    }
+    let hidden = hidden.expect("a non-empty context has a chunk");
     let mut next = sampler.sample(model.last_logits(hidden))[0];
     let prefill_time = start.elapsed();
 
@@ -70,6 +101,7 @@ pub fn generate<B: KernelBackend>(
     let mut stopped = false;
     let start = Instant::now();
     let mut decode_steps = 0;
+    let mut decode_step_times = Vec::new();
     while tokens.len() < options.max_new_tokens {
         if options.stop_tokens.contains(&next) {
             stopped = true;
@@ -80,16 +112,19 @@ pub fn generate<B: KernelBackend>(
         if tokens.len() >= options.max_new_tokens {
             break;
         }
-        let hidden = model.forward(&[vec![next]], cache)?;
+        let step = Instant::now();
+        let hidden = model.forward(&[vec![next]], Phase::Decode, cache)?;
         next = sampler.sample(model.last_logits(hidden))[0];
+        decode_step_times.push(step.elapsed());
         decode_steps += 1;
     }
     Ok(Generation {
         tokens,
-        prompt_tokens: prompt.len(),
+        prompt_tokens,
         prefill_time,
         decode_time: start.elapsed(),
         decode_steps,
+        decode_step_times,
         stopped,
         kv_cache_bytes: cache.bytes(),
     })

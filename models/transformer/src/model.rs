@@ -2,7 +2,7 @@ use crate::dense::Dense;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{Int, Tensor, TensorData};
-use momentkv_cache::KvCache;
+use momentkv_cache::{Geometry, KvCache, Phase};
 use momentkv_kernels::KernelBackend;
 
 use crate::layer::DecoderLayer;
@@ -50,11 +50,25 @@ impl<B: KernelBackend> Transformer<B> {
         self.norm.weight.device()
     }
 
+    /// What a KV cache needs to know about this model's attention.
+    pub fn cache_geometry(&self) -> Geometry {
+        let c = &self.config;
+        Geometry {
+            layers: c.num_hidden_layers,
+            heads: c.num_attention_heads,
+            kv_heads: c.num_key_value_heads,
+            head_dim: c.head_dim,
+            inv_freq: self.rope.inv_freq().to_vec(),
+        }
+    }
+
     /// Runs `tokens` (`[batch, seq]` ids) through every layer, continuing from what `cache` holds,
-    /// and returns the final-norm hidden states `[batch, seq, hidden]`.
+    /// and returns the final-norm hidden states `[batch, seq, hidden]`. `phase` tells the cache
+    /// whether these are prompt or generated tokens.
     pub fn forward(
         &self,
         tokens: &[Vec<u32>],
+        phase: Phase,
         cache: &mut impl KvCache<B>,
     ) -> Result<Tensor<B, 3>, ModelError> {
         let batch = tokens.len();
@@ -85,7 +99,7 @@ impl<B: KernelBackend> Transformer<B> {
         let device = self.device();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, seq]), &device);
 
-        let start = cache.prepare(seq)?;
+        let start = cache.prepare(seq, phase)?;
         let (cos, sin) = self.rope.tables::<B>(start, seq, &device);
         let mut x = self.embed_tokens.forward(ids);
         for (i, layer) in self.layers.iter().enumerate() {

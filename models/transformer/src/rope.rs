@@ -47,6 +47,11 @@ impl Rope {
         Self { inv_freq }
     }
 
+    /// The inverse frequencies `θ_i`, `head_dim / 2` of them.
+    pub fn inv_freq(&self) -> &[f64] {
+        &self.inv_freq
+    }
+
     /// `cos` and `sin` tables `[len, head_dim]` for positions `start..start + len`, each
     /// frequency repeated over both halves of the head.
     pub fn tables<B: Backend>(

@@ -1,0 +1,298 @@
+use burn::tensor::Tensor;
+use momentkv_kernels::KernelBackend;
+
+use crate::attention::{attention_with_mass, masked_attention};
+use crate::scorer::{QueryNeed, QUERY_BUFFER};
+use crate::select::{select, Rules};
+use crate::store::LayerStore;
+use crate::{
+    Allocation, Budget, CacheError, EvictAt, Geometry, KvCache, Observation, Phase, Policy,
+};
+
+/// A KV cache that holds at most a budget of tokens per KV head, evicting by a [`Policy`].
+///
+/// Kept tokens keep their original RoPE positions (their keys are stored post-RoPE). Each layer
+/// evicts inside its own attention call, after the new tokens have attended over everything held,
+/// so scores see exact attention (kvpress's protocol). When evicting ([`EvictAt`]): once after
+/// the prompt, after each prompt chunk, and/or at every generated token once over budget.
+///
+/// Batches: each sequence (batch row) keeps its own tokens; all rows advance in lockstep.
+pub struct EvictingCache<B: KernelBackend> {
+    geometry: Geometry,
+    policy: Policy<B>,
+    budget: Budget,
+    at: EvictAt,
+    layers: Vec<Option<LayerStore<B>>>,
+    seen: usize,
+    pending: usize,
+    phase: Phase,
+    evicted: usize,
+}
+
+impl<B: KernelBackend> EvictingCache<B> {
+    pub fn new(
+        geometry: Geometry,
+        policy: Policy<B>,
+        budget: Budget,
+        at: EvictAt,
+    ) -> Result<Self, CacheError> {
+        let g = &geometry;
+        if g.kv_heads == 0
+            || !g.heads.is_multiple_of(g.kv_heads)
+            || g.inv_freq.len() * 2 != g.head_dim
+        {
+            return Err(CacheError::Shape {
+                layer: 0,
+                what: "geometry (heads, kv_heads, head_dim)",
+                found: vec![g.heads, g.kv_heads, g.inv_freq.len() * 2],
+                expected: vec![g.heads, g.kv_heads, g.head_dim],
+            });
+        }
+        let shared = policy
+            .scorer
+            .as_ref()
+            .is_some_and(|s| s.shared_across_heads());
+        if shared && matches!(policy.allocation, Allocation::Adaptive { .. }) {
+            return Err(CacheError::BadParameter {
+                policy: policy.spec.clone(),
+                key: "scorer".into(),
+                value: policy.spec.clone(),
+                reason: "this scorer ranks tokens the same in every head, so adaptive per-head \
+                         budgets have nothing to adapt to"
+                    .into(),
+            });
+        }
+        Ok(Self {
+            layers: (0..geometry.layers).map(|_| None).collect(),
+            geometry,
+            policy,
+            budget,
+            at,
+            seen: 0,
+            pending: 0,
+            phase: Phase::Prefill,
+            evicted: 0,
+        })
+    }
+
+    pub fn policy(&self) -> &Policy<B> {
+        &self.policy
+    }
+
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    /// Tokens evicted so far, summed over layers, heads and batch rows.
+    pub fn evicted(&self) -> usize {
+        self.evicted
+    }
+
+    /// Positions held by each `[batch, kv_heads]` row of `layer`, ascending.
+    pub fn kept_positions(&self, layer: usize) -> Option<Vec<Vec<u32>>> {
+        let store = self.layers.get(layer)?.as_ref()?;
+        let t = store.slots();
+        Some(
+            store
+                .positions
+                .chunks(t)
+                .zip(store.valid.chunks(t))
+                .map(|(p, v)| {
+                    p.iter()
+                        .zip(v)
+                        .filter(|(_, &ok)| ok)
+                        .map(|(&p, _)| p)
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+
+    /// Tokens per head `layer` keeps now: its share of the budget for the context seen so far.
+    fn layer_keep(&self, layer: usize, held: usize) -> usize {
+        let keep = self.budget.keep(self.seen);
+        let mean = match self.budget {
+            Budget::Tokens(n) => n as f64,
+            Budget::Compression(r) => self.seen as f64 * (1.0 - r),
+        };
+        self.policy
+            .layer_budget
+            .keep(layer, self.geometry.layers, held, keep, mean)
+    }
+
+    fn evicts_now(&self) -> bool {
+        self.policy.evicts() && (self.phase == Phase::Prefill || self.at.decode)
+    }
+
+    fn evict(&mut self, layer: usize) {
+        let store = self.layers[layer].as_ref().expect("layer attended");
+        let held = store.held();
+        let widest = held.iter().copied().max().unwrap_or(0);
+        let keep = self.layer_keep(layer, widest);
+        let over = match self.policy.allocation {
+            Allocation::Uniform => widest > keep,
+            Allocation::Adaptive { .. } => held
+                .chunks(self.geometry.kv_heads)
+                .any(|heads| heads.iter().sum::<usize>() > keep * heads.len()),
+        };
+        if !over {
+            return;
+        }
+        let queries = store.queries.clone();
+        let first_query = self.seen - queries.as_ref().map_or(0, |q| q.dims()[2]);
+        let obs = Observation {
+            layer,
+            geometry: &self.geometry,
+            keys: store.keys.clone(),
+            values: store.values.clone(),
+            positions: &store.positions,
+            valid: &store.valid,
+            queries,
+            first_query,
+            mass: store.mass.clone(),
+            seen: self.seen,
+        };
+        let scorer = self.policy.scorer.as_ref().expect("evicting policy");
+        let scores = scorer.score(&obs);
+        let rules = Rules {
+            keep,
+            sinks: self.policy.sinks,
+            recent: self.policy.protected_recent(keep),
+            allocation: self.policy.allocation,
+        };
+        let selection = select(
+            &scores,
+            &store.valid,
+            &store.positions,
+            self.geometry.kv_heads,
+            store.slots(),
+            rules,
+        );
+        let kept: usize = selection.kept.iter().map(Vec::len).sum();
+        self.evicted += held.iter().sum::<usize>() - kept;
+        self.layers[layer]
+            .as_mut()
+            .expect("layer attended")
+            .retain(&selection);
+    }
+}
+
+impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
+    fn prepare(&mut self, new: usize, phase: Phase) -> Result<usize, CacheError> {
+        let start = self.seen;
+        self.seen += new;
+        self.pending = new;
+        self.phase = phase;
+        Ok(start)
+    }
+
+    fn attend(
+        &mut self,
+        layer: usize,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+    ) -> Result<Tensor<B, 4>, CacheError> {
+        let layers = self.layers.len();
+        if layer >= layers {
+            return Err(CacheError::NoSuchLayer { layer, layers });
+        }
+        let new = k.dims()[2];
+        if new != self.pending || new == 0 {
+            return Err(CacheError::NotPrepared { layer });
+        }
+        let g = &self.geometry;
+        let [b, _, _, _] = k.dims();
+        for (what, x, heads) in [
+            ("queries", &q, g.heads),
+            ("keys", &k, g.kv_heads),
+            ("values", &v, g.kv_heads),
+        ] {
+            let want = [b, heads, new, g.head_dim];
+            if x.dims() != want {
+                return Err(CacheError::Shape {
+                    layer,
+                    what,
+                    found: x.dims().to_vec(),
+                    expected: want.to_vec(),
+                });
+            }
+        }
+        let start = self.seen - new;
+        let with_mass = self.policy.needs_mass();
+        let need = self.policy.query_need();
+        let store = match self.layers[layer].take() {
+            None => LayerStore::new(k, v, start),
+            Some(mut store) => {
+                if store.keys.dims()[0] != b {
+                    return Err(CacheError::Shape {
+                        layer,
+                        what: "keys (batch)",
+                        found: k.dims().to_vec(),
+                        expected: vec![store.keys.dims()[0], g.kv_heads, new, g.head_dim],
+                    });
+                }
+                store.append(k, v, start);
+                store
+            }
+        };
+        let mut store = store;
+        let (keys, values) = (store.keys.clone(), store.values.clone());
+        let out = if with_mass {
+            let (out, mass) = attention_with_mass(q.clone(), keys, values, store.bias.as_ref());
+            store.mass = Some(match store.mass.take() {
+                None => mass,
+                Some(old) => {
+                    let [b, kv, _] = old.dims();
+                    let zeros = Tensor::zeros([b, kv, new], &old.device());
+                    Tensor::cat(vec![old, zeros], 2) + mass
+                }
+            });
+            out
+        } else if store.bias.is_some() {
+            masked_attention(q.clone(), keys, values, store.bias.as_ref())
+        } else {
+            B::causal_attention(q.clone(), keys, values)
+        };
+        let keep_queries = match need {
+            QueryNeed::None => 0,
+            QueryNeed::Recent(w) => w,
+            QueryNeed::All => QUERY_BUFFER.max(new),
+        };
+        if keep_queries > 0 {
+            let q = match store.queries.take() {
+                None => q,
+                Some(old) => Tensor::cat(vec![old, q], 2),
+            };
+            let have = q.dims()[2];
+            store.queries =
+                Some(q.narrow(2, have - keep_queries.min(have), keep_queries.min(have)));
+        }
+        self.layers[layer] = Some(store);
+        if self.evicts_now() {
+            self.evict(layer);
+        }
+        if need == QueryNeed::All {
+            if let Some(store) = self.layers[layer].as_mut() {
+                if let Some(q) = store.queries.take() {
+                    let have = q.dims()[2];
+                    let keep = QUERY_BUFFER.min(have);
+                    store.queries = Some(q.narrow(2, have - keep, keep));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn seen(&self) -> usize {
+        self.seen
+    }
+
+    fn bytes(&self) -> usize {
+        self.layers.iter().flatten().map(LayerStore::bytes).sum()
+    }
+
+    fn prefill_chunk(&self) -> Option<usize> {
+        self.at.chunk.filter(|_| self.policy.evicts())
+    }
+}

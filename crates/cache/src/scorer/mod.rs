@@ -1,0 +1,162 @@
+//! Scorers: how a policy ranks the tokens a KV head holds. Higher scores are kept.
+//!
+//! Each scorer is a small type behind [`Scorer`]; it reads what the cache observed (keys, values,
+//! recent queries, accumulated attention) from an [`Observation`] and never recomputes
+//! projections. Selection rules shared by all policies (budgets, protected sinks and recent
+//! tokens, per-head allocation) live in [`crate::Policy`] and [`crate::select`].
+
+mod expected;
+mod keydiff;
+mod knorm;
+mod observed;
+mod random;
+mod snapkv;
+mod streaming;
+mod tova;
+
+pub use expected::ExpectedAttention;
+pub use keydiff::KeyDiff;
+pub use knorm::KNorm;
+pub use observed::ObservedAttention;
+pub use random::Random;
+pub use snapkv::SnapKv;
+pub use streaming::StreamingLlm;
+pub use tova::Tova;
+
+use burn::tensor::{activation::softmax, backend::Backend, Bool, Tensor, TensorData};
+
+use crate::Geometry;
+
+/// Which recent queries a scorer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryNeed {
+    /// None: the score depends on keys and values only.
+    None,
+    /// The last `n` queries.
+    Recent(usize),
+    /// Every query of the current pass (all of the prompt at one-pass prefill), and at least the
+    /// last [`QUERY_BUFFER`] across passes.
+    All,
+}
+
+/// Queries kept across passes for [`QueryNeed::All`] scorers (kvpress's decoding buffer).
+pub const QUERY_BUFFER: usize = 256;
+
+/// What a cache shows a scorer about one layer at eviction time.
+///
+/// Slots are laid out `[batch, kv_heads, t]`; a slot may be padding (`valid` false) when heads hold
+/// different numbers of tokens. Valid slots of a head are in increasing position order.
+pub struct Observation<'a, B: Backend> {
+    pub layer: usize,
+    pub geometry: &'a Geometry,
+    /// Post-RoPE keys `[batch, kv_heads, t, head_dim]`.
+    pub keys: Tensor<B, 4>,
+    /// Values `[batch, kv_heads, t, head_dim]`.
+    pub values: Tensor<B, 4>,
+    /// Original position of each slot, `[batch, kv_heads, t]` row-major.
+    pub positions: &'a [u32],
+    /// Whether each slot holds a token, same layout.
+    pub valid: &'a [bool],
+    /// Post-RoPE queries of the most recent tokens, `[batch, heads, w, head_dim]`, when the scorer
+    /// asked for them.
+    pub queries: Option<Tensor<B, 4>>,
+    /// Position of the first of `queries` (they are consecutive and end at `seen − 1`).
+    pub first_query: usize,
+    /// Attention mass each slot has received since it entered the cache, averaged over the query
+    /// group, `[batch, kv_heads, t]`, when the scorer asked for it.
+    pub mass: Option<Tensor<B, 3>>,
+    /// Tokens seen so far.
+    pub seen: usize,
+}
+
+impl<B: Backend> Observation<'_, B> {
+    /// `[batch, kv_heads, t]`.
+    pub fn dims(&self) -> [usize; 3] {
+        let [b, h, t, _] = self.keys.dims();
+        [b, h, t]
+    }
+
+    /// The queries, or a panic naming the scorer that forgot to ask for them.
+    fn queries(&self, who: &str) -> Tensor<B, 4> {
+        self.queries
+            .clone()
+            .unwrap_or_else(|| panic!("{who} scores from queries but did not ask for them"))
+    }
+
+    /// Attention weights of the last `w` queries over the slots, `[batch, kv_heads, g·w, t]`
+    /// (query group folded into rows, head-major): softmax of `q·k/√d` with padding slots and
+    /// slots later than the query masked out.
+    pub fn window_weights(&self, w: usize, who: &str) -> Tensor<B, 4> {
+        let q = self.queries(who);
+        let [b, heads, have, d] = q.dims();
+        let w = w.min(have);
+        let [_, kv, t] = self.dims();
+        let g = heads / kv;
+        let first = self.first_query + have - w;
+        let q = q
+            .narrow(2, have - w, w)
+            .mul_scalar(1.0 / (d as f64).sqrt())
+            .reshape([b, kv, g * w, d]);
+        let logits = q.matmul(self.keys.clone().swap_dims(2, 3));
+        let mut mask = Vec::with_capacity(b * kv * g * w * t);
+        for row in 0..b * kv {
+            let slots = row * t..(row + 1) * t;
+            for _ in 0..g {
+                for i in 0..w {
+                    let qpos = (first + i) as u32;
+                    mask.extend(
+                        self.positions[slots.clone()]
+                            .iter()
+                            .zip(&self.valid[slots.clone()])
+                            .map(|(&p, &ok)| !ok || p > qpos),
+                    );
+                }
+            }
+        }
+        let mask = Tensor::<B, 4, Bool>::from_data(
+            TensorData::new(mask, [b, kv, g * w, t]),
+            &logits.device(),
+        );
+        softmax(logits.mask_fill(mask, f32::NEG_INFINITY), 3)
+    }
+
+    /// A per-slot host mask as a `[batch, kv_heads, t]` float tensor (1 where `keep`, else 0).
+    pub fn slot_mask(&self, keep: impl Fn(usize) -> bool) -> Tensor<B, 3> {
+        let [b, h, t] = self.dims();
+        let m: Vec<f32> = (0..b * h * t)
+            .map(|i| if keep(i) { 1.0 } else { 0.0 })
+            .collect();
+        Tensor::from_data(TensorData::new(m, [b, h, t]), &self.keys.device())
+    }
+}
+
+/// Ranks the tokens of each KV head: higher scores are kept.
+pub trait Scorer<B: Backend>: Send {
+    /// Which recent queries [`Self::score`] reads.
+    fn queries(&self) -> QueryNeed {
+        QueryNeed::None
+    }
+
+    /// Whether [`Self::score`] reads the accumulated attention mass (computing it costs the
+    /// cache an attention pass that materialises weights).
+    fn needs_mass(&self) -> bool {
+        false
+    }
+
+    /// Whether the score is shared by every head (TOVA), so heads keep the same positions and
+    /// per-head allocation is meaningless.
+    fn shared_across_heads(&self) -> bool {
+        false
+    }
+
+    /// Scores `[batch, kv_heads, t]`, row-major; values at padding slots are ignored.
+    fn score(&self, obs: &Observation<B>) -> Vec<f32>;
+}
+
+/// Host copy of a float tensor.
+pub(crate) fn host<B: Backend, const D: usize>(x: Tensor<B, D>) -> Vec<f32> {
+    x.into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("float tensor data")
+}

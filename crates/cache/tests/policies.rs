@@ -1,0 +1,319 @@
+//! Each policy on hand-built tensors where the tokens it must keep are known, and the cache's
+//! bookkeeping (budgets over decoding and chunks, per-head budgets, batches) on the same.
+
+use burn::backend::NdArray;
+use burn::tensor::{Tensor, TensorData, Tolerance};
+use momentkv_cache::{Budget, EvictAt, EvictingCache, Geometry, KvCache, Phase, PolicySpec};
+use momentkv_kernels::attention_reference;
+
+type B = NdArray;
+
+const D: usize = 4;
+
+/// One layer, `kv_heads` KV heads of `group` query heads each, head_dim 4, no rotation (θ = 0),
+/// so pre- and post-RoPE queries coincide.
+fn geometry(kv_heads: usize, group: usize) -> Geometry {
+    Geometry {
+        layers: 1,
+        heads: kv_heads * group,
+        kv_heads,
+        head_dim: D,
+        inv_freq: vec![0.0; D / 2],
+    }
+}
+
+fn cache(policy: &str, budget: usize, at: &str, g: Geometry) -> EvictingCache<B> {
+    let policy = policy.parse::<PolicySpec>().unwrap().build::<B>().unwrap();
+    EvictingCache::new(
+        g,
+        policy,
+        Budget::tokens(budget).unwrap(),
+        at.parse().unwrap(),
+    )
+    .unwrap()
+}
+
+/// `[batch, heads, seq, 4]` from rows of 4 floats, heads-major.
+fn tensor(rows: &[[f32; D]], shape: [usize; 3]) -> Tensor<B, 4> {
+    let [b, h, s] = shape;
+    assert_eq!(rows.len(), b * h * s);
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    Tensor::from_data(TensorData::new(flat, [b, h, s, D]), &Default::default())
+}
+
+fn e(i: usize, scale: f32) -> [f32; D] {
+    let mut r = [0.01; D];
+    r[i] = scale;
+    r
+}
+
+/// Runs one prefill pass of `keys` (one per token, single head) with queries `queries`.
+fn prefill(cache: &mut EvictingCache<B>, queries: &[[f32; D]], keys: &[[f32; D]]) -> Tensor<B, 4> {
+    let s = keys.len();
+    cache.prepare(s, Phase::Prefill).unwrap();
+    let values: Vec<[f32; D]> = (0..s).map(|i| e(i % D, 1.0)).collect();
+    cache
+        .attend(
+            0,
+            tensor(queries, [1, 1, s]),
+            tensor(keys, [1, 1, s]),
+            tensor(&values, [1, 1, s]),
+        )
+        .unwrap()
+}
+
+fn kept(cache: &EvictingCache<B>) -> Vec<Vec<u32>> {
+    cache.kept_positions(0).unwrap()
+}
+
+#[test]
+fn knorm_keeps_the_smallest_keys() {
+    let norms = [5.0, 1.0, 4.0, 2.0, 6.0, 3.0];
+    let keys: Vec<[f32; D]> = norms.iter().map(|&n| e(0, n)).collect();
+    let mut c = cache("knorm", 3, "prefill", geometry(1, 1));
+    prefill(&mut c, &keys, &keys);
+    assert_eq!(kept(&c), vec![vec![1, 3, 5]]);
+    assert_eq!(c.evicted(), 3);
+}
+
+#[test]
+fn streaming_keeps_sinks_and_the_most_recent() {
+    let keys: Vec<[f32; D]> = (0..10).map(|i| e(i % D, 1.0)).collect();
+    let mut c = cache("streaming", 6, "prefill", geometry(1, 1));
+    prefill(&mut c, &keys, &keys);
+    assert_eq!(kept(&c), vec![vec![0, 1, 2, 3, 8, 9]]);
+}
+
+#[test]
+fn snapkv_keeps_what_the_window_attends_to_plus_the_window() {
+    // The last two queries look along e0; only token 2 has a large e0 key.
+    let mut keys: Vec<[f32; D]> = (0..10).map(|i| e(1 + i % 3, 1.0)).collect();
+    keys[2] = e(0, 8.0);
+    let queries: Vec<[f32; D]> = (0..10).map(|_| e(0, 4.0)).collect();
+    let mut c = cache("snapkv:window=2,kernel=1", 3, "prefill", geometry(1, 1));
+    prefill(&mut c, &queries, &keys);
+    assert_eq!(kept(&c), vec![vec![2, 8, 9]]);
+}
+
+#[test]
+fn tova_keeps_what_the_newest_query_attends_to() {
+    let mut keys: Vec<[f32; D]> = (0..8).map(|i| e(1 + i % 3, 1.0)).collect();
+    keys[4] = e(0, 8.0);
+    let mut queries: Vec<[f32; D]> = (0..8).map(|i| e(1 + i % 3, 1.0)).collect();
+    queries[7] = e(0, 4.0);
+    let mut c = cache("tova", 2, "prefill", geometry(1, 1));
+    prefill(&mut c, &queries, &keys);
+    assert_eq!(kept(&c), vec![vec![4, 7]]);
+}
+
+#[test]
+fn h2o_keeps_the_heavy_hitter_and_its_recent_window() {
+    let mut keys: Vec<[f32; D]> = (0..10).map(|i| e(1 + i % 3, 1.0)).collect();
+    keys[1] = e(0, 8.0);
+    let queries: Vec<[f32; D]> = (0..10).map(|_| e(0, 2.0)).collect();
+    let mut c = cache("h2o", 4, "prefill", geometry(1, 1));
+    prefill(&mut c, &queries, &keys);
+    // recent_share 0.5 protects 8 and 9; token 1 gathers most attention; token 0 is next (it
+    // took all of the first query's).
+    assert_eq!(kept(&c), vec![vec![0, 1, 8, 9]]);
+}
+
+#[test]
+fn keydiff_keeps_the_key_pointing_elsewhere() {
+    let mut keys: Vec<[f32; D]> = (0..6).map(|i| e(0, 1.0 + i as f32)).collect();
+    keys[3] = e(2, 1.0);
+    let mut c = cache("keydiff", 1, "prefill", geometry(1, 1));
+    prefill(&mut c, &keys, &keys);
+    assert_eq!(kept(&c), vec![vec![3]]);
+}
+
+#[test]
+fn expected_attention_keeps_keys_aligned_with_the_mean_query() {
+    let mut keys: Vec<[f32; D]> = (0..8).map(|i| e(1 + i % 3, 1.0)).collect();
+    keys[5] = e(0, 6.0);
+    keys[2] = e(0, 3.0);
+    let queries: Vec<[f32; D]> = (0..8).map(|_| e(0, 2.0)).collect();
+    let mut c = cache("expected:sinks=0", 2, "prefill", geometry(1, 1));
+    prefill(&mut c, &queries, &keys);
+    assert_eq!(kept(&c), vec![vec![2, 5]]);
+}
+
+#[test]
+fn random_is_reproducible_and_follows_its_seed() {
+    let keys: Vec<[f32; D]> = (0..40).map(|i| e(i % D, 1.0)).collect();
+    let run = |policy: &str| {
+        let mut c = cache(policy, 10, "prefill", geometry(1, 1));
+        prefill(&mut c, &keys, &keys);
+        kept(&c)
+    };
+    assert_eq!(run("random:seed=3"), run("random:seed=3"));
+    assert_ne!(run("random:seed=3"), run("random:seed=4"));
+    assert_eq!(run("random")[0].len(), 10);
+}
+
+#[test]
+fn decode_eviction_holds_the_budget_at_every_step() {
+    let keys: Vec<[f32; D]> = (0..6).map(|i| e(0, 1.0 + i as f32)).collect();
+    let mut c = cache("knorm", 4, "prefill,decode", geometry(1, 1));
+    prefill(&mut c, &keys, &keys);
+    let bytes = c.bytes();
+    for step in 0..5 {
+        c.prepare(1, Phase::Decode).unwrap();
+        let k = tensor(&[e(0, 0.5)], [1, 1, 1]);
+        c.attend(0, k.clone(), k.clone(), k).unwrap();
+        let held = kept(&c);
+        assert_eq!(held[0].len(), 4, "step {step}");
+        // The new key has the smallest norm, so it always stays.
+        assert!(held[0].contains(&(6 + step as u32)));
+        assert_eq!(c.bytes(), bytes, "bytes must not grow once at the budget");
+    }
+    assert_eq!(c.evicted(), 2 + 5);
+}
+
+#[test]
+fn without_decode_eviction_generated_tokens_accumulate() {
+    let keys: Vec<[f32; D]> = (0..6).map(|i| e(0, 1.0 + i as f32)).collect();
+    let mut c = cache("knorm", 4, "prefill", geometry(1, 1));
+    prefill(&mut c, &keys, &keys);
+    for _ in 0..3 {
+        c.prepare(1, Phase::Decode).unwrap();
+        let k = tensor(&[e(0, 0.5)], [1, 1, 1]);
+        c.attend(0, k.clone(), k.clone(), k).unwrap();
+    }
+    assert_eq!(kept(&c)[0].len(), 7);
+}
+
+#[test]
+fn chunked_prefill_evicts_after_every_chunk() {
+    let mut c = cache("knorm", 4, "chunked=3", geometry(1, 1));
+    assert_eq!(c.prefill_chunk(), Some(3));
+    let keys: Vec<[f32; D]> = (0..9).map(|i| e(0, 9.0 - i as f32)).collect();
+    for (n, chunk) in keys.chunks(3).enumerate() {
+        prefill(&mut c, chunk, chunk);
+        assert!(kept(&c)[0].len() <= 4, "chunk {n}");
+    }
+    // Norms fall with position: the last four tokens are the smallest.
+    assert_eq!(kept(&c), vec![vec![5, 6, 7, 8]]);
+    assert_eq!(c.seen(), 9);
+}
+
+#[test]
+fn a_budget_covering_the_context_evicts_nothing() {
+    let keys: Vec<[f32; D]> = (0..6).map(|i| e(0, 1.0 + i as f32)).collect();
+    let mut c = cache("snapkv", 64, "prefill,decode", geometry(1, 1));
+    prefill(&mut c, &keys, &keys);
+    assert_eq!(c.evicted(), 0);
+    assert_eq!(kept(&c), vec![(0..6).collect::<Vec<u32>>()]);
+}
+
+#[test]
+fn batch_rows_keep_their_own_tokens() {
+    // Row 0's norms rise with position, row 1's fall.
+    let mut rows = Vec::new();
+    for b in 0..2 {
+        for i in 0..6 {
+            let n = if b == 0 {
+                1.0 + i as f32
+            } else {
+                6.0 - i as f32
+            };
+            rows.push(e(0, n));
+        }
+    }
+    let mut c = cache("knorm", 2, "prefill", geometry(1, 1));
+    c.prepare(6, Phase::Prefill).unwrap();
+    let x = tensor(&rows, [2, 1, 6]);
+    c.attend(0, x.clone(), x.clone(), x).unwrap();
+    assert_eq!(kept(&c), vec![vec![0, 1], vec![4, 5]]);
+}
+
+#[test]
+fn adakv_gives_heads_different_budgets_and_attends_over_exactly_what_each_kept() {
+    // Two KV heads with two query heads each. Head 0's keys are all small (high KNorm scores),
+    // head 1's large: the layer's 2·3 tokens go 5 to head 0 and the guaranteed 1 to head 1.
+    let g = geometry(2, 2);
+    let mut keys = Vec::new();
+    for h in 0..2 {
+        for i in 0..6 {
+            let scale = if h == 0 {
+                1.0 + 0.1 * i as f32
+            } else {
+                9.0 + i as f32
+            };
+            keys.push(e(i % D, scale));
+        }
+    }
+    let values: Vec<[f32; D]> = (0..12).map(|i| e((i + 1) % D, 1.0 + i as f32)).collect();
+    let queries: Vec<[f32; D]> = (0..24).map(|i| e(i % D, 0.5)).collect();
+    let mut c = cache("adakv:scorer=knorm", 3, "prefill", g);
+    c.prepare(6, Phase::Prefill).unwrap();
+    c.attend(
+        0,
+        tensor(&queries, [1, 4, 6]),
+        tensor(&keys, [1, 2, 6]),
+        tensor(&values, [1, 2, 6]),
+    )
+    .unwrap();
+    let held = kept(&c);
+    assert_eq!(held, vec![vec![0, 1, 2, 3, 4], vec![0]]);
+    // Storage is padded to the widest head: 5 slots per head, not the 6-token context.
+    let per_slot = 2 * D * 4 + 5;
+    assert_eq!(c.bytes(), 2 * 5 * per_slot + 2 * 5 * 4);
+
+    // A decode step attends each head over its own kept tokens plus the new one.
+    c.prepare(1, Phase::Decode).unwrap();
+    let (q, k, v) = (
+        tensor(&[e(0, 1.0), e(1, 1.0), e(2, 1.0), e(3, 1.0)], [1, 4, 1]),
+        tensor(&[e(1, 2.0), e(2, 2.0)], [1, 2, 1]),
+        tensor(&[e(3, 1.0), e(0, 1.0)], [1, 2, 1]),
+    );
+    let out = c.attend(0, q.clone(), k.clone(), v.clone()).unwrap();
+    for (h, kept) in held.iter().enumerate() {
+        let pick = |x: &[[f32; D]], new: [f32; D]| -> Tensor<B, 4> {
+            let mut rows: Vec<[f32; D]> = kept.iter().map(|&p| x[h * 6 + p as usize]).collect();
+            rows.push(new);
+            let n = rows.len();
+            tensor(&rows, [1, 1, n])
+        };
+        let kd = k
+            .clone()
+            .narrow(1, h, 1)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let vd = v
+            .clone()
+            .narrow(1, h, 1)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let want = attention_reference(
+            q.clone().narrow(1, 2 * h, 2),
+            pick(&keys, kd.try_into().unwrap()),
+            pick(&values, vd.try_into().unwrap()),
+        );
+        out.clone()
+            .narrow(1, 2 * h, 2)
+            .into_data()
+            .assert_approx_eq::<f32>(&want.into_data(), Tolerance::absolute(1e-5));
+    }
+}
+
+#[test]
+fn tova_refuses_per_head_budgets() {
+    let policy = "adakv:scorer=tova"
+        .parse::<PolicySpec>()
+        .unwrap()
+        .build::<B>()
+        .unwrap();
+    let err = EvictingCache::new(
+        geometry(2, 1),
+        policy,
+        Budget::tokens(4).unwrap(),
+        EvictAt::PREFILL,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("same in every head"), "{err}");
+}

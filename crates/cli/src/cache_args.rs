@@ -1,0 +1,66 @@
+//! The KV-cache options every model-running command takes: `--policy`, `--budget` or
+//! `--compression`, `--evict-during`.
+
+use momentkv::cache::{Budget, CacheError, EvictAt, EvictingCache, PolicySpec};
+use momentkv::kernels::KernelBackend;
+use momentkv::transformer::Transformer;
+use momentkv::Error;
+
+#[derive(clap::Args, Clone)]
+pub struct CacheArgs {
+    /// Eviction policy, `NAME[:key=value,...]` (see `momentkv policies`).
+    #[arg(long, default_value = "full")]
+    pub policy: String,
+    /// Tokens each KV head keeps.
+    #[arg(long, conflicts_with = "compression")]
+    pub budget: Option<usize>,
+    /// Fraction of the context removed, in [0, 1) (kvpress's compression ratio).
+    #[arg(long)]
+    pub compression: Option<f64>,
+    /// When to evict: a comma list of `prefill` (once after the prompt), `chunked[=N]` (after
+    /// each N-token prompt chunk), `decode` (keep the budget while generating).
+    #[arg(long, default_value = "prefill")]
+    pub evict_during: String,
+}
+
+impl CacheArgs {
+    /// The cache these options describe, for `model`.
+    pub fn build<B: KernelBackend>(
+        &self,
+        model: &Transformer<B>,
+    ) -> Result<EvictingCache<B>, Error> {
+        let spec: PolicySpec = self.policy.parse()?;
+        let policy = spec.build::<B>()?;
+        let budget = match (self.budget, self.compression) {
+            (Some(n), _) => Budget::tokens(n)?,
+            (None, Some(r)) => Budget::compression(r)?,
+            (None, None) if !policy.evicts() => Budget::compression(0.0)?,
+            (None, None) => {
+                return Err(CacheError::BadBudget(format!(
+                    "policy '{}' evicts to a budget: give --budget N (tokens per KV head) or \
+                     --compression R",
+                    spec.name
+                ))
+                .into())
+            }
+        };
+        let at: EvictAt = self.evict_during.parse()?;
+        Ok(EvictingCache::new(
+            model.cache_geometry(),
+            policy,
+            budget,
+            at,
+        )?)
+    }
+}
+
+/// A one-line note when an evicting policy evicted nothing (the budget covered the context).
+pub fn nothing_evicted_note<B: KernelBackend>(cache: &EvictingCache<B>) -> Option<String> {
+    (cache.policy().evicts() && cache.evicted() == 0).then(|| {
+        format!(
+            "note: the budget ({}) covers the whole context, so '{}' evicted nothing",
+            cache.budget(),
+            cache.policy().spec
+        )
+    })
+}
