@@ -63,15 +63,17 @@ pub struct EvictAt {
     /// prompt longer than the budget is processed holding at most `budget + chunk` tokens.
     /// `None`: the whole prompt is one pass, compressed once at its end.
     pub chunk: Option<usize>,
-    /// Keep the cache at the budget while generating, evicting as tokens are added.
-    pub decode: bool,
+    /// Keep the cache near the budget while generating: evict back to it whenever it holds this
+    /// many tokens more (1: at every token; larger values amortise scoring over several tokens,
+    /// like kvpress's `compression_interval`). `None`: generated tokens accumulate.
+    pub decode: Option<usize>,
 }
 
 impl EvictAt {
     /// Compress once after prefill, then let generated tokens accumulate (kvpress's default).
     pub const PREFILL: Self = Self {
         chunk: None,
-        decode: false,
+        decode: None,
     };
     /// The chunk size `chunked` means when no size is given.
     pub const DEFAULT_CHUNK: usize = 512;
@@ -86,23 +88,23 @@ impl Default for EvictAt {
 impl FromStr for EvictAt {
     type Err = CacheError;
 
-    /// A comma list of `prefill`, `chunked` (or `chunked=N`) and `decode`: `prefill,decode`,
-    /// `chunked=256,decode`, ...; `prefill` alone is the default.
+    /// A comma list of `prefill`, `chunked` (or `chunked=N`) and `decode` (or `decode=N`):
+    /// `prefill,decode`, `chunked=256,decode=32`, ...; `prefill` alone is the default.
     fn from_str(s: &str) -> Result<Self, CacheError> {
         let mut at = Self::PREFILL;
         for item in s.split(',').map(str::trim) {
+            let positive = |n: &str, what: &str| match n.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(CacheError::BadSchedule(format!(
+                    "{what} '{n}' must be a positive number of tokens"
+                ))),
+            };
             match item.split_once('=') {
                 _ if item == "prefill" => {}
-                _ if item == "decode" => at.decode = true,
+                _ if item == "decode" => at.decode = Some(1),
                 _ if item == "chunked" => at.chunk = Some(Self::DEFAULT_CHUNK),
-                Some(("chunked", n)) => match n.parse::<usize>() {
-                    Ok(n) if n > 0 => at.chunk = Some(n),
-                    _ => {
-                        return Err(CacheError::BadSchedule(format!(
-                            "chunk size '{n}' must be a positive number of tokens"
-                        )))
-                    }
-                },
+                Some(("chunked", n)) => at.chunk = Some(positive(n, "chunk size")?),
+                Some(("decode", n)) => at.decode = Some(positive(n, "decode interval")?),
                 _ => {
                     return Err(CacheError::BadSchedule(format!(
                         "'{item}' is not one of prefill, chunked[=N], decode"
@@ -120,8 +122,10 @@ impl fmt::Display for EvictAt {
             Some(n) => write!(f, "chunked={n}")?,
             None => write!(f, "prefill")?,
         }
-        if self.decode {
-            write!(f, ",decode")?;
+        match self.decode {
+            Some(1) => write!(f, ",decode")?,
+            Some(n) => write!(f, ",decode={n}")?,
+            None => {}
         }
         Ok(())
     }
@@ -159,10 +163,14 @@ mod tests {
             at,
             EvictAt {
                 chunk: Some(128),
-                decode: true
+                decode: Some(1)
             }
         );
         assert_eq!(at.to_string(), "chunked=128,decode");
+        let at: EvictAt = "decode=32".parse().unwrap();
+        assert_eq!((at.chunk, at.decode), (None, Some(32)));
+        assert_eq!(at.to_string(), "prefill,decode=32");
+        assert!("decode=0".parse::<EvictAt>().is_err());
         assert_eq!(
             "chunked".parse::<EvictAt>().unwrap().chunk,
             Some(EvictAt::DEFAULT_CHUNK)

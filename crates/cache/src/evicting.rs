@@ -120,20 +120,28 @@ impl<B: KernelBackend> EvictingCache<B> {
             .keep(layer, self.geometry.layers, held, keep, mean)
     }
 
-    fn evicts_now(&self) -> bool {
-        self.policy.evicts() && (self.phase == Phase::Prefill || self.at.decode)
+    /// Tokens a head may hold beyond its budget before this pass evicts: none while prefilling,
+    /// the decode interval less one while generating; `None` when this pass does not evict.
+    fn slack(&self) -> Option<usize> {
+        if !self.policy.evicts() {
+            return None;
+        }
+        match self.phase {
+            Phase::Prefill => Some(0),
+            Phase::Decode => self.at.decode.map(|n| n - 1),
+        }
     }
 
-    fn evict(&mut self, layer: usize) {
+    fn evict(&mut self, layer: usize, slack: usize) {
         let store = self.layers[layer].as_ref().expect("layer attended");
         let held = store.held();
         let widest = held.iter().copied().max().unwrap_or(0);
         let keep = self.layer_keep(layer, widest);
         let over = match self.policy.allocation {
-            Allocation::Uniform => widest > keep,
+            Allocation::Uniform => widest > keep + slack,
             Allocation::Adaptive { .. } => held
                 .chunks(self.geometry.kv_heads)
-                .any(|heads| heads.iter().sum::<usize>() > keep * heads.len()),
+                .any(|heads| heads.iter().sum::<usize>() > (keep + slack) * heads.len()),
         };
         if !over {
             return;
@@ -269,8 +277,8 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
                 Some(q.narrow(2, have - keep_queries.min(have), keep_queries.min(have)));
         }
         self.layers[layer] = Some(store);
-        if self.evicts_now() {
-            self.evict(layer);
+        if let Some(slack) = self.slack() {
+            self.evict(layer, slack);
         }
         if need == QueryNeed::All {
             if let Some(store) = self.layers[layer].as_mut() {

@@ -171,6 +171,21 @@ fn decode_eviction_holds_the_budget_at_every_step() {
 }
 
 #[test]
+fn a_decode_interval_evicts_back_to_the_budget_every_interval_tokens() {
+    let keys: Vec<[f32; D]> = (0..6).map(|i| e(0, 1.0 + i as f32)).collect();
+    let mut c = cache("knorm", 4, "decode=3", geometry(1, 1));
+    prefill(&mut c, &keys, &keys);
+    let mut sizes = Vec::new();
+    for _ in 0..7 {
+        c.prepare(1, Phase::Decode).unwrap();
+        let k = tensor(&[e(0, 0.5)], [1, 1, 1]);
+        c.attend(0, k.clone(), k.clone(), k).unwrap();
+        sizes.push(kept(&c)[0].len());
+    }
+    assert_eq!(sizes, vec![5, 6, 4, 5, 6, 4, 5]);
+}
+
+#[test]
 fn without_decode_eviction_generated_tokens_accumulate() {
     let keys: Vec<[f32; D]> = (0..6).map(|i| e(0, 1.0 + i as f32)).collect();
     let mut c = cache("knorm", 4, "prefill", geometry(1, 1));
