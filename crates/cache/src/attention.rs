@@ -16,7 +16,7 @@ const QUERY_BLOCK: usize = 256;
 ///
 /// `bias`: `[batch, kv_heads, 1, t]`, added to every query's logits (0 to keep, −∞ to mask a
 /// padding slot).
-fn logits<B: Backend>(
+pub(crate) fn logits<B: Backend>(
     q: Tensor<B, 4>,
     k: &Tensor<B, 4>,
     bias: Option<&Tensor<B, 4>>,

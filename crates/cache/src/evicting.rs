@@ -2,6 +2,7 @@ use burn::tensor::Tensor;
 use momentkv_kernels::KernelBackend;
 
 use crate::attention::{attention_with_mass, masked_attention};
+use crate::moments::corrected_attention;
 use crate::scorer::{QueryNeed, QUERY_BUFFER};
 use crate::select::{select, Rules};
 use crate::store::LayerStore;
@@ -178,10 +179,12 @@ impl<B: KernelBackend> EvictingCache<B> {
         );
         let kept: usize = selection.kept.iter().map(Vec::len).sum();
         self.evicted += held.iter().sum::<usize>() - kept;
-        self.layers[layer]
-            .as_mut()
-            .expect("layer attended")
-            .retain(&selection);
+        let moments = self.policy.moments;
+        let store = self.layers[layer].as_mut().expect("layer attended");
+        if moments {
+            store.absorb_evicted(&selection);
+        }
+        store.retain(&selection);
     }
 }
 
@@ -246,8 +249,12 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
         };
         let mut store = store;
         let (keys, values) = (store.keys.clone(), store.values.clone());
-        let out = if with_mass {
-            let (out, mass) = attention_with_mass(q.clone(), keys, values, store.bias.as_ref());
+        // H2O's mass needs the attention weights; the output is the corrected attention when the
+        // policy keeps moments, else plain attention (the fast path when nothing is padded).
+        let mut plain = None;
+        if with_mass {
+            let (out, mass) =
+                attention_with_mass(q.clone(), keys.clone(), values.clone(), store.bias.as_ref());
             store.mass = Some(match store.mass.take() {
                 None => mass,
                 Some(old) => {
@@ -256,11 +263,15 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
                     Tensor::cat(vec![old, zeros], 2) + mass
                 }
             });
-            out
-        } else if store.bias.is_some() {
-            masked_attention(q.clone(), keys, values, store.bias.as_ref())
-        } else {
-            B::causal_attention(q.clone(), keys, values)
+            plain = Some(out);
+        }
+        let out = match (&store.moments, plain) {
+            (Some(m), _) => corrected_attention(q.clone(), keys, values, store.bias.as_ref(), m),
+            (None, Some(out)) => out,
+            (None, None) if store.bias.is_some() => {
+                masked_attention(q.clone(), keys, values, store.bias.as_ref())
+            }
+            (None, None) => B::causal_attention(q.clone(), keys, values),
         };
         let keep_queries = match need {
             QueryNeed::None => 0,

@@ -77,6 +77,9 @@ pub struct Policy<B: Backend> {
     /// A share of each layer's budget protected as recent tokens, on top of `recent` (H2O's
     /// recent window).
     pub recent_share: f64,
+    /// Keep moments of the evicted tokens and correct attention with them (MomentKV's
+    /// normalisation-corrected attention, [`crate::corrected_attention`]).
+    pub moments: bool,
 }
 
 impl<B: Backend> Policy<B> {
@@ -90,6 +93,7 @@ impl<B: Backend> Policy<B> {
             sinks: 0,
             recent: 0,
             recent_share: 0.0,
+            moments: false,
         }
     }
 
@@ -131,6 +135,7 @@ impl<B: Backend> fmt::Debug for Policy<B> {
             .field("sinks", &self.sinks)
             .field("recent", &self.recent)
             .field("recent_share", &self.recent_share)
+            .field("moments", &self.moments)
             .finish()
     }
 }

@@ -184,10 +184,12 @@ pub fn policy_info(name: &str) -> Option<&'static PolicyInfo> {
         .find(|p| p.name == name || p.aliases.contains(&name))
 }
 
-/// A policy as written: `name[:key=value,...]`.
+/// A policy as written: `name[+moments][:key=value,...]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicySpec {
     pub name: String,
+    /// `+moments`: correct attention with the moments of evicted tokens.
+    pub moments: bool,
     pub params: Vec<(String, String)>,
 }
 
@@ -197,6 +199,10 @@ impl FromStr for PolicySpec {
     fn from_str(s: &str) -> Result<Self, CacheError> {
         let (name, rest) = s.split_once(':').unwrap_or((s, ""));
         let name = name.trim().to_ascii_lowercase();
+        let (name, moments) = match name.strip_suffix("+moments") {
+            Some(base) => (base.to_string(), true),
+            None => (name, false),
+        };
         let info = policy_info(&name).ok_or_else(|| CacheError::UnknownPolicy {
             name: name.clone(),
             known: POLICIES
@@ -219,6 +225,7 @@ impl FromStr for PolicySpec {
         }
         Ok(Self {
             name: info.name.to_string(),
+            moments,
             params,
         })
     }
@@ -227,6 +234,9 @@ impl FromStr for PolicySpec {
 impl fmt::Display for PolicySpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)?;
+        if self.moments {
+            f.write_str("+moments")?;
+        }
         for (i, (k, v)) in self.params.iter().enumerate() {
             write!(f, "{}{k}={v}", if i == 0 { ':' } else { ',' })?;
         }
@@ -324,6 +334,9 @@ impl PolicySpec {
         };
         if self.name == "full" {
             p.finish()?;
+            if self.moments {
+                return Err(no_moments_for_full());
+            }
             return Ok(Policy::full());
         }
         let mut policy = if self.name == "adakv" {
@@ -347,8 +360,18 @@ impl PolicySpec {
         };
         policy.sinks = p.usize("sinks", policy.sinks)?;
         policy.recent = p.usize("recent", policy.recent)?;
+        policy.moments = self.moments;
         p.finish()?;
         Ok(policy)
+    }
+}
+
+fn no_moments_for_full() -> CacheError {
+    CacheError::BadParameter {
+        policy: "full".into(),
+        key: "+moments".into(),
+        value: String::new(),
+        reason: "the full cache evicts nothing, so there are no moments to keep".into(),
     }
 }
 
@@ -473,6 +496,10 @@ mod tests {
         let ada = build("adakv:scorer=expected,epsilon=0.01").unwrap();
         assert_eq!(ada.allocation, Allocation::Adaptive { alpha: 0.2 });
         assert_eq!(ada.sinks, 4);
+        let corrected = build("snapkv+moments:window=32").unwrap();
+        assert!(corrected.moments && !build("snapkv").unwrap().moments);
+        assert_eq!(corrected.spec, "snapkv+moments:window=32");
+        assert!(build("full+moments").is_err());
         let tuned = build("snapkv:window=32,kernel=7,sinks=2").unwrap();
         assert_eq!((tuned.recent, tuned.sinks), (32, 2));
         assert_eq!(tuned.spec, "snapkv:window=32,kernel=7,sinks=2");

@@ -2,7 +2,7 @@
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
-use crate::Selection;
+use crate::{Moments, Selection};
 
 /// What one layer of an [`crate::EvictingCache`] holds.
 ///
@@ -25,6 +25,8 @@ pub(crate) struct LayerStore<B: Backend> {
     pub mass: Option<Tensor<B, 3>>,
     /// The most recent queries, `[batch, heads, w, head_dim]`, for policies that read them.
     pub queries: Option<Tensor<B, 4>>,
+    /// Moments of every token evicted so far, for policies that correct attention with them.
+    pub moments: Option<Moments<B>>,
 }
 
 impl<B: Backend> LayerStore<B> {
@@ -41,6 +43,7 @@ impl<B: Backend> LayerStore<B> {
             bias: None,
             mass: None,
             queries: None,
+            moments: None,
         }
     }
 
@@ -79,6 +82,48 @@ impl<B: Backend> LayerStore<B> {
             .collect()
     }
 
+    /// Folds the slots `selection` does not keep into the moments (starting them if absent):
+    /// the evicted tokens of each row are gathered, padded to the row with most, and weighted 0/1.
+    pub fn absorb_evicted(&mut self, selection: &Selection) {
+        let [b, kv, t, d] = self.keys.dims();
+        let evicted: Vec<Vec<usize>> = selection
+            .kept
+            .iter()
+            .enumerate()
+            .map(|(row, kept)| {
+                (0..t)
+                    .filter(|&s| self.valid[row * t + s] && kept.binary_search(&s).is_err())
+                    .collect()
+            })
+            .collect();
+        let width = evicted.iter().map(Vec::len).max().unwrap_or(0);
+        if width == 0 {
+            return;
+        }
+        let mut index = Vec::with_capacity(b * kv * width);
+        let mut weight = Vec::with_capacity(b * kv * width);
+        for row in &evicted {
+            for w in 0..width {
+                index.push(row.get(w).or(row.first()).copied().unwrap_or(0) as i64);
+                weight.push(if w < row.len() { 1f32 } else { 0.0 });
+            }
+        }
+        let device = self.keys.device();
+        let index = Tensor::<B, 3, Int>::from_data(TensorData::new(index, [b, kv, width]), &device)
+            .unsqueeze_dim::<4>(3)
+            .repeat_dim(3, d);
+        let weight = Tensor::from_data(TensorData::new(weight, [b, kv, width, 1]), &device);
+        let batch = Moments::of(
+            self.keys.clone().gather(2, index.clone()),
+            self.values.clone().gather(2, index),
+            weight,
+        );
+        self.moments = Some(match self.moments.take() {
+            None => batch,
+            Some(m) => m.merge(batch),
+        });
+    }
+
     /// Keeps the selected slots of each row, padding rows to the widest with invalid slots.
     pub fn retain(&mut self, selection: &Selection) {
         let [b, kv, t, d] = self.keys.dims();
@@ -112,8 +157,8 @@ impl<B: Backend> LayerStore<B> {
         self.valid = valid;
     }
 
-    /// Bytes held: every tensor (keys, values, mask bias, attention mass, query buffer) at its
-    /// element size, plus 4 bytes of position and 1 of validity per slot.
+    /// Bytes held: every tensor (keys, values, mask bias, attention mass, query buffer, moments)
+    /// at its element size, plus 4 bytes of position and 1 of validity per slot.
     pub fn bytes(&self) -> usize {
         fn size<B: Backend, const D: usize>(x: &Tensor<B, D>) -> usize {
             x.shape().num_elements() * x.dtype().size()
@@ -123,6 +168,7 @@ impl<B: Backend> LayerStore<B> {
             + self.bias.as_ref().map_or(0, size)
             + self.mass.as_ref().map_or(0, size)
             + self.queries.as_ref().map_or(0, size)
+            + self.moments.as_ref().map_or(0, Moments::bytes)
             + self.positions.len() * 5
     }
 }

@@ -3,7 +3,9 @@
 
 use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData, Tolerance};
-use momentkv_cache::{Budget, EvictAt, EvictingCache, Geometry, KvCache, Phase, PolicySpec};
+use momentkv_cache::{
+    Budget, EvictAt, EvictingCache, FullCache, Geometry, KvCache, Phase, PolicySpec,
+};
 use momentkv_kernels::attention_reference;
 
 type B = NdArray;
@@ -331,4 +333,45 @@ fn tova_refuses_per_head_budgets() {
     .unwrap()
     .to_string();
     assert!(err.contains("same in every head"), "{err}");
+}
+
+#[test]
+fn moments_make_decoding_exact_when_the_evicted_keys_are_equal() {
+    // Tokens 0..4 share one large key (KNorm evicts them), with different values; 4..8 are small.
+    let mut keys: Vec<[f32; D]> = (0..8).map(|i| e(i % D, 0.5 + 0.1 * i as f32)).collect();
+    keys[..4].fill([2.0, -1.0, 0.5, 3.0]);
+    let values: Vec<[f32; D]> = (0..8).map(|i| e((i + 2) % D, 1.0 + i as f32)).collect();
+    let step = (
+        tensor(&[[0.3, -0.2, 0.8, 0.5]], [1, 1, 1]),
+        tensor(&[[0.1, 0.4, -0.3, 0.2]], [1, 1, 1]),
+        tensor(&[[1.0, 2.0, -1.0, 0.5]], [1, 1, 1]),
+    );
+    let decode = |cache: &mut dyn KvCache<B>| {
+        cache.prepare(8, Phase::Prefill).unwrap();
+        let (q, k, v) = (
+            tensor(&keys, [1, 1, 8]),
+            tensor(&keys, [1, 1, 8]),
+            tensor(&values, [1, 1, 8]),
+        );
+        cache.attend(0, q, k, v).unwrap();
+        cache.prepare(1, Phase::Decode).unwrap();
+        cache
+            .attend(0, step.0.clone(), step.1.clone(), step.2.clone())
+            .unwrap()
+    };
+    let exact = decode(&mut FullCache::new(1));
+    let mut corrected = cache("knorm+moments", 4, "prefill", geometry(1, 1));
+    let out = decode(&mut corrected);
+    assert_eq!(kept(&corrected), vec![vec![4, 5, 6, 7, 8]]);
+    out.into_data()
+        .assert_approx_eq::<f32>(&exact.clone().into_data(), Tolerance::absolute(1e-5));
+    let mut plain = cache("knorm", 4, "prefill", geometry(1, 1));
+    let dropped = decode(&mut plain);
+    let gap: f32 = (dropped - exact).abs().max().into_scalar();
+    assert!(
+        gap > 0.1,
+        "evicting without moments should change the output, changed by {gap}"
+    );
+    // The moments count against the memory: d² + 2d + 1 floats per head.
+    assert_eq!(corrected.bytes() - plain.bytes(), (D * D + 2 * D + 1) * 4);
 }

@@ -81,6 +81,10 @@ fn policies() {
     for (key, default, meaning) in COMMON_PARAMS {
         println!("    {key:<13} {default:<8} {meaning}");
     }
+    println!(
+        "\nAppend +moments to any evicting policy (snapkv+moments:window=32) to keep the moments \
+         of the evicted tokens and correct attention with them (MomentKV's first-order correction)."
+    );
 }
 
 fn fetch(name: Option<String>, list: bool) -> Result<(), momentkv::Error> {

@@ -266,6 +266,10 @@ fn policies_lists_every_policy_with_its_parameters() {
     ] {
         assert!(text.contains(param), "{param} missing");
     }
+    assert!(
+        text.contains("+moments"),
+        "the moment correction is not listed"
+    );
 }
 
 #[test]
@@ -273,7 +277,8 @@ fn bad_cache_options_are_refused_by_name() {
     let model = fixture("llama-tied");
     let model = model.to_str().unwrap();
     let base = ["generate", "--model", model, "--prompt", "x"];
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
+        (&["--policy", "full+moments"], "no moments to keep"),
         (
             &["--policy", "lru", "--budget", "8"],
             "unknown policy 'lru'",

@@ -1,0 +1,127 @@
+//! Moment statistics of evicted tokens and the attention they correct (MomentKV, arXiv
+//! 2606.01563).
+//!
+//! Per batch row and KV head the evicted set `E` is summarised by its count `n`, key mean
+//! `μ_k = Σ_E k / n`, value mean `μ_v = Σ_E v / n` and centred cross moment
+//! `C = Σ_E (v − μ_v)(k − μ_k)ᵀ` (`head_dim × head_dim`; `C = S − s_v s_kᵀ / n` with `S = Σ v kᵀ`).
+//! Means and the centred moment, merged Chan-style, stay accurate in f32 over tens of thousands
+//! of evicted tokens, where raw sums would lose the small centred part to cancellation.
+//!
+//! With `a = q / √d`, expanding `e^{a·k}` to first order around `μ_k` gives the evicted part of
+//! attention in closed form (normalisation-corrected attention):
+//!
+//! ```text
+//! o = (N_R + e^{a·μ_k} (n μ_v + C a)) / (D_R + n e^{a·μ_k}),  N_R = Σ_R e^{a·k} v,  D_R = Σ_R e^{a·k}
+//! ```
+//!
+//! computed as softmax over the retained logits plus one virtual logit `a·μ_k + ln n` whose value is
+//! `μ_v + C a / n` (one running max, so no overflow); with `n = 0` it is exact attention over the
+//! retained tokens.
+
+use burn::tensor::{activation::softmax, backend::Backend, Tensor};
+
+/// Moments of the evicted tokens of one layer, `[batch, kv_heads]` summaries.
+#[derive(Debug, Clone)]
+pub struct Moments<B: Backend> {
+    /// Evicted count `n`, `[batch, kv_heads, 1, 1]`.
+    pub count: Tensor<B, 4>,
+    /// Key mean `μ_k`, `[batch, kv_heads, 1, head_dim]`.
+    pub key_mean: Tensor<B, 4>,
+    /// Value mean `μ_v`, `[batch, kv_heads, 1, head_dim]`.
+    pub value_mean: Tensor<B, 4>,
+    /// Centred cross moment `C = Σ (v − μ_v)(k − μ_k)ᵀ`, `[batch, kv_heads, head_dim, head_dim]`
+    /// (row index over value channels, column over key channels).
+    pub cross: Tensor<B, 4>,
+}
+
+impl<B: Backend> Moments<B> {
+    /// Nothing evicted yet.
+    pub fn empty(batch: usize, kv_heads: usize, head_dim: usize, device: &B::Device) -> Self {
+        Self {
+            count: Tensor::zeros([batch, kv_heads, 1, 1], device),
+            key_mean: Tensor::zeros([batch, kv_heads, 1, head_dim], device),
+            value_mean: Tensor::zeros([batch, kv_heads, 1, head_dim], device),
+            cross: Tensor::zeros([batch, kv_heads, head_dim, head_dim], device),
+        }
+    }
+
+    /// The moments of `keys`, `values` `[batch, kv_heads, m, head_dim]`, counting only the tokens
+    /// where `weight` `[batch, kv_heads, m, 1]` is 1 (0 for padding); rows with none are empty.
+    pub fn of(keys: Tensor<B, 4>, values: Tensor<B, 4>, weight: Tensor<B, 4>) -> Self {
+        let count = weight.clone().sum_dim(2);
+        let safe = count.clone().clamp_min(1.0);
+        let key_mean = (keys.clone() * weight.clone()).sum_dim(2) / safe.clone();
+        let value_mean = (values.clone() * weight.clone()).sum_dim(2) / safe;
+        let dk = (keys - key_mean.clone()) * weight.clone();
+        let dv = (values - value_mean.clone()) * weight;
+        let cross = dv.swap_dims(2, 3).matmul(dk);
+        Self {
+            count,
+            key_mean,
+            value_mean,
+            cross,
+        }
+    }
+
+    /// Merges another set's moments into these (Chan et al.'s pairwise update):
+    /// `n = n_a + n_b`, `μ = μ_a + δ n_b / n`, `C = C_a + C_b + δ_v δ_kᵀ n_a n_b / n`.
+    pub fn merge(self, other: Self) -> Self {
+        let count = self.count.clone() + other.count.clone();
+        let safe = count.clone().clamp_min(1.0);
+        let share = other.count.clone() / safe.clone();
+        let dk = other.key_mean - self.key_mean.clone();
+        let dv = other.value_mean - self.value_mean.clone();
+        let cross = self.cross
+            + other.cross
+            + dv.clone().swap_dims(2, 3).matmul(dk.clone()) * (self.count * other.count / safe);
+        Self {
+            key_mean: self.key_mean + dk * share.clone(),
+            value_mean: self.value_mean + dv * share,
+            count,
+            cross,
+        }
+    }
+
+    /// Bytes held: `d² + 2d + 1` floats per row and head.
+    pub fn bytes(&self) -> usize {
+        [&self.count, &self.key_mean, &self.value_mean, &self.cross]
+            .iter()
+            .map(|x| x.shape().num_elements() * x.dtype().size())
+            .sum()
+    }
+}
+
+/// Normalisation-corrected causal attention: [`crate::masked_attention`] over the retained slots
+/// plus the evicted set as one virtual key per KV head (see the module docs).
+///
+/// - `q`: `[batch, heads, s, d]`, the new tokens (the last `s` of the `t` slots)
+/// - `k`, `v`: `[batch, kv_heads, t, d]`; `bias`: `[batch, kv_heads, 1, t]` or `None`
+/// - returns `[batch, heads, s, d]`
+pub fn corrected_attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    bias: Option<&Tensor<B, 4>>,
+    moments: &Moments<B>,
+) -> Tensor<B, 4> {
+    let [batch, heads, s, d] = q.dims();
+    let [_, kv_heads, _, _] = k.dims();
+    let group = heads / kv_heads;
+    let logits = crate::attention::logits(q.clone(), &k, bias, 0, s);
+    // a = q/√d with the group folded into rows: [b, kv, g·s, d].
+    let a = q
+        .mul_scalar(1.0 / (d as f64).sqrt())
+        .reshape([batch, kv_heads, group * s, d]);
+    let n = moments.count.clone();
+    // Virtual logit a·μ_k + ln n (−∞ when nothing was evicted): [b, kv, g·s, 1].
+    let virtual_logit =
+        a.clone().matmul(moments.key_mean.clone().swap_dims(2, 3)) + n.clone().log();
+    // Virtual value μ_v + C a / n, row form a Cᵀ: [b, kv, g·s, d].
+    let virtual_value = moments.value_mean.clone()
+        + a.matmul(moments.cross.clone().swap_dims(2, 3)) / n.clamp_min(1.0);
+    let t = logits.dims()[3];
+    let w = softmax(Tensor::cat(vec![logits, virtual_logit], 3), 3);
+    let retained = w.clone().narrow(3, 0, t).matmul(v);
+    let evicted = w.narrow(3, t, 1) * virtual_value;
+    (retained + evicted).reshape([batch, heads, s, d])
+}
