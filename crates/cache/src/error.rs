@@ -32,4 +32,6 @@ pub enum CacheError {
     BadBudget(String),
     #[error("invalid eviction schedule: {0}")]
     BadSchedule(String),
+    #[error("cannot fork this prefill record: {0}")]
+    Fork(String),
 }

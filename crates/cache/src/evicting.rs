@@ -8,6 +8,7 @@ use crate::select::{select, Rules};
 use crate::store::LayerStore;
 use crate::{
     Allocation, Budget, CacheError, EvictAt, Geometry, KvCache, Observation, Phase, Policy,
+    PrefillRecord,
 };
 
 /// A KV cache that holds at most a budget of tokens per KV head, evicting by a [`Policy`].
@@ -76,6 +77,62 @@ impl<B: KernelBackend> EvictingCache<B> {
         })
     }
 
+    /// The cache this policy would hold after prefilling `record`'s prompt in one pass and
+    /// evicting at its end: the same kept tokens, moments and buffers as running the prompt
+    /// through [`EvictingCache::new`] with eviction at `prefill`. `at` applies from here on (its
+    /// `chunked` part cannot, the prompt having passed in one piece).
+    pub fn fork(
+        record: &PrefillRecord<B>,
+        geometry: Geometry,
+        policy: Policy<B>,
+        budget: Budget,
+        at: EvictAt,
+    ) -> Result<Self, CacheError> {
+        if at.chunk.is_some() {
+            return Err(CacheError::Fork(
+                "the prompt passed in one piece, so it cannot be evicted chunk by chunk".into(),
+            ));
+        }
+        if policy.needs_mass() && !record.has_mass() {
+            return Err(CacheError::Fork(format!(
+                "'{}' reads attention mass, which the record did not keep",
+                policy.spec
+            )));
+        }
+        if record.layers() != geometry.layers {
+            return Err(CacheError::Fork(format!(
+                "the record has {} layers, the geometry {}",
+                record.layers(),
+                geometry.layers
+            )));
+        }
+        let mut cache = Self::new(geometry, policy, budget, at)?;
+        cache.seen = record.seen();
+        let need = cache.policy.query_need();
+        for layer in 0..cache.layers.len() {
+            let recorded = record
+                .layer(layer)
+                .ok_or_else(|| CacheError::Fork(format!("layer {layer} was never attended")))?;
+            let mut store = LayerStore::new(recorded.keys.clone(), recorded.values.clone(), 0);
+            let q = recorded.queries;
+            let have = q.dims()[2];
+            store.queries = match need {
+                QueryNeed::None => None,
+                QueryNeed::Recent(w) => Some(q.clone().narrow(2, have - w.min(have), w.min(have))),
+                QueryNeed::All => Some(q.clone()),
+            };
+            if cache.policy.needs_mass() {
+                store.mass = recorded.mass.cloned();
+            }
+            cache.layers[layer] = Some(store);
+            if cache.policy.evicts() {
+                cache.evict(layer, 0);
+            }
+            cache.trim_query_buffer(layer);
+        }
+        Ok(cache)
+    }
+
     pub fn policy(&self) -> &Policy<B> {
         &self.policy
     }
@@ -133,6 +190,20 @@ impl<B: KernelBackend> EvictingCache<B> {
         }
     }
 
+    /// Cuts an all-queries buffer back to the last [`QUERY_BUFFER`] once a pass has scored.
+    fn trim_query_buffer(&mut self, layer: usize) {
+        if self.policy.query_need() != QueryNeed::All {
+            return;
+        }
+        if let Some(store) = self.layers[layer].as_mut() {
+            if let Some(q) = store.queries.take() {
+                let have = q.dims()[2];
+                let keep = QUERY_BUFFER.min(have);
+                store.queries = Some(q.narrow(2, have - keep, keep));
+            }
+        }
+    }
+
     fn evict(&mut self, layer: usize, slack: usize) {
         let store = self.layers[layer].as_ref().expect("layer attended");
         let held = store.held();
@@ -160,6 +231,8 @@ impl<B: KernelBackend> EvictingCache<B> {
             first_query,
             mass: store.mass.clone(),
             seen: self.seen,
+            keep,
+            moments: store.moments.as_ref(),
         };
         let scorer = self.policy.scorer.as_ref().expect("evicting policy");
         let scores = scorer.score(&obs);
@@ -179,10 +252,10 @@ impl<B: KernelBackend> EvictingCache<B> {
         );
         let kept: usize = selection.kept.iter().map(Vec::len).sum();
         self.evicted += held.iter().sum::<usize>() - kept;
-        let moments = self.policy.moments;
+        let moments = self.policy.keeps_moments();
         let store = self.layers[layer].as_mut().expect("layer attended");
         if moments {
-            store.absorb_evicted(&selection);
+            store.absorb_evicted(&selection, self.policy.order);
         }
         store.retain(&selection);
     }
@@ -250,7 +323,8 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
         let mut store = store;
         let (keys, values) = (store.keys.clone(), store.values.clone());
         // H2O's mass needs the attention weights; the output is the corrected attention when the
-        // policy keeps moments, else plain attention (the fast path when nothing is padded).
+        // policy corrects with moments, else plain attention (the fast path when nothing is
+        // padded).
         let mut plain = None;
         if with_mass {
             let (out, mass) =
@@ -265,7 +339,8 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
             });
             plain = Some(out);
         }
-        let out = match (&store.moments, plain) {
+        let correcting = store.moments.as_ref().filter(|_| self.policy.moments);
+        let out = match (correcting, plain) {
             (Some(m), _) => corrected_attention(q.clone(), keys, values, store.bias.as_ref(), m),
             (None, Some(out)) => out,
             (None, None) if store.bias.is_some() => {
@@ -291,15 +366,7 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
         if let Some(slack) = self.slack() {
             self.evict(layer, slack);
         }
-        if need == QueryNeed::All {
-            if let Some(store) = self.layers[layer].as_mut() {
-                if let Some(q) = store.queries.take() {
-                    let have = q.dims()[2];
-                    let keep = QUERY_BUFFER.min(have);
-                    store.queries = Some(q.narrow(2, have - keep, keep));
-                }
-            }
-        }
+        self.trim_query_buffer(layer);
         Ok(out)
     }
 

@@ -21,6 +21,11 @@ impl<B: KernelBackend> FullCache<B> {
             pending: 0,
         }
     }
+
+    /// Keys and values held by `layer`, `[batch, kv_heads, seq, head_dim]` each.
+    pub(crate) fn layer(&self, layer: usize) -> Option<&(Tensor<B, 4>, Tensor<B, 4>)> {
+        self.layers.get(layer)?.as_ref()
+    }
 }
 
 impl<B: KernelBackend> KvCache<B> for FullCache<B> {

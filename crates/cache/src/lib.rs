@@ -8,9 +8,14 @@
 //! knowing.
 //!
 //! - [`FullCache`]: keeps everything (the exact baseline).
+//! - [`analysis::AnalyzingCache`]: an evicting cache measured against the full cache, layer by
+//!   layer.
+//! - [`PrefillRecord`]: one prompt pass recorded, so that each policy evicts from a fork of it
+//!   ([`EvictingCache::fork`]) without prefilling again.
 //! - [`EvictingCache`]: holds at most a [`Budget`] of tokens per KV head, choosing what to evict
 //!   with a [`Policy`] (a [`Scorer`] plus selection rules) at the moments an [`EvictAt`] names.
 
+pub mod analysis;
 mod attention;
 mod budget;
 mod error;
@@ -19,6 +24,7 @@ mod full;
 mod geometry;
 mod moments;
 mod policy;
+mod record;
 pub mod scorer;
 mod select;
 mod spec;
@@ -30,8 +36,9 @@ pub use error::CacheError;
 pub use evicting::EvictingCache;
 pub use full::FullCache;
 pub use geometry::Geometry;
-pub use moments::{corrected_attention, Moments};
+pub use moments::{corrected_attention, Moments, Order};
 pub use policy::{Allocation, LayerBudget, Policy};
+pub use record::PrefillRecord;
 pub use scorer::{Observation, Scorer};
 pub use select::{select, Selection};
 pub use spec::{policy_info, PolicyInfo, PolicySpec, COMMON_PARAMS, POLICIES};

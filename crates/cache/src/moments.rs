@@ -17,8 +17,50 @@
 //! computed as softmax over the retained logits plus one virtual logit `a·μ_k + ln n` whose value is
 //! `μ_v + C a / n` (one running max, so no overflow); with `n = 0` it is exact attention over the
 //! retained tokens.
+//!
+//! [`Order::Second`] also keeps each key channel's centred sum of squares `Σ_E (k − μ_k)²` (`d`
+//! floats more) and adds the second-order term of the normaliser,
+//! `Σ_E e^{a·k} ≈ n e^{a·μ_k} (1 + ½ Σ_c a_c² σ_c²)`, to the virtual logit: by convexity the
+//! first-order normaliser never exceeds the true one, and this recovers most of the gap. The
+//! value keeps its first-order form (the matching second-order numerator term needs third
+//! moments). The Gaussian closed form `e^{½ aᵀΣa}` would overshoot here: evicted keys are the ones
+//! the queries do not point at, so their spread along the queries is truncated from above.
+
+use std::fmt;
+use std::str::FromStr;
 
 use burn::tensor::{activation::softmax, backend::Backend, Tensor};
+
+/// Which terms of the expansion of `e^{a·k}` around `μ_k` the correction keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// MomentKV's first-order correction.
+    #[default]
+    First,
+    /// Plus the diagonal key variance in the normaliser.
+    Second,
+}
+
+impl FromStr for Order {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "1" => Ok(Self::First),
+            "2" => Ok(Self::Second),
+            _ => Err("expected 1 (first order) or 2 (plus the key variance)".into()),
+        }
+    }
+}
+
+impl fmt::Display for Order {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::First => "1",
+            Self::Second => "2",
+        })
+    }
+}
 
 /// Moments of the evicted tokens of one layer, `[batch, kv_heads]` summaries.
 #[derive(Debug, Clone)]
@@ -32,34 +74,52 @@ pub struct Moments<B: Backend> {
     /// Centred cross moment `C = Σ (v − μ_v)(k − μ_k)ᵀ`, `[batch, kv_heads, head_dim, head_dim]`
     /// (row index over value channels, column over key channels).
     pub cross: Tensor<B, 4>,
+    /// Centred sum of squares of each key channel `Σ (k − μ_k)²`, `[batch, kv_heads, 1, head_dim]`,
+    /// kept for [`Order::Second`].
+    pub key_sq: Option<Tensor<B, 4>>,
 }
 
 impl<B: Backend> Moments<B> {
     /// Nothing evicted yet.
-    pub fn empty(batch: usize, kv_heads: usize, head_dim: usize, device: &B::Device) -> Self {
+    pub fn empty(
+        batch: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        order: Order,
+        device: &B::Device,
+    ) -> Self {
         Self {
             count: Tensor::zeros([batch, kv_heads, 1, 1], device),
             key_mean: Tensor::zeros([batch, kv_heads, 1, head_dim], device),
             value_mean: Tensor::zeros([batch, kv_heads, 1, head_dim], device),
             cross: Tensor::zeros([batch, kv_heads, head_dim, head_dim], device),
+            key_sq: (order == Order::Second)
+                .then(|| Tensor::zeros([batch, kv_heads, 1, head_dim], device)),
         }
     }
 
     /// The moments of `keys`, `values` `[batch, kv_heads, m, head_dim]`, counting only the tokens
     /// where `weight` `[batch, kv_heads, m, 1]` is 1 (0 for padding); rows with none are empty.
-    pub fn of(keys: Tensor<B, 4>, values: Tensor<B, 4>, weight: Tensor<B, 4>) -> Self {
+    pub fn of(
+        keys: Tensor<B, 4>,
+        values: Tensor<B, 4>,
+        weight: Tensor<B, 4>,
+        order: Order,
+    ) -> Self {
         let count = weight.clone().sum_dim(2);
         let safe = count.clone().clamp_min(1.0);
         let key_mean = (keys.clone() * weight.clone()).sum_dim(2) / safe.clone();
         let value_mean = (values.clone() * weight.clone()).sum_dim(2) / safe;
         let dk = (keys - key_mean.clone()) * weight.clone();
         let dv = (values - value_mean.clone()) * weight;
+        let key_sq = (order == Order::Second).then(|| dk.clone().powi_scalar(2).sum_dim(2));
         let cross = dv.swap_dims(2, 3).matmul(dk);
         Self {
             count,
             key_mean,
             value_mean,
             cross,
+            key_sq,
         }
     }
 
@@ -71,10 +131,17 @@ impl<B: Backend> Moments<B> {
         let share = other.count.clone() / safe.clone();
         let dk = other.key_mean - self.key_mean.clone();
         let dv = other.value_mean - self.value_mean.clone();
+        let weight = self.count * other.count / safe;
         let cross = self.cross
             + other.cross
-            + dv.clone().swap_dims(2, 3).matmul(dk.clone()) * (self.count * other.count / safe);
+            + dv.clone().swap_dims(2, 3).matmul(dk.clone()) * weight.clone();
+        let key_sq = match (self.key_sq, other.key_sq) {
+            (Some(a), Some(b)) => Some(a + b + dk.clone().powi_scalar(2) * weight),
+            (None, None) => None,
+            _ => panic!("merging moments of different orders"),
+        };
         Self {
+            key_sq,
             key_mean: self.key_mean + dk * share.clone(),
             value_mean: self.value_mean + dv * share,
             count,
@@ -82,10 +149,11 @@ impl<B: Backend> Moments<B> {
         }
     }
 
-    /// Bytes held: `d² + 2d + 1` floats per row and head.
+    /// Bytes held: `d² + 2d + 1` floats per row and head (`d² + 3d + 1` at [`Order::Second`]).
     pub fn bytes(&self) -> usize {
         [&self.count, &self.key_mean, &self.value_mean, &self.cross]
-            .iter()
+            .into_iter()
+            .chain(self.key_sq.as_ref())
             .map(|x| x.shape().num_elements() * x.dtype().size())
             .sum()
     }
@@ -114,8 +182,18 @@ pub fn corrected_attention<B: Backend>(
         .reshape([batch, kv_heads, group * s, d]);
     let n = moments.count.clone();
     // Virtual logit a·μ_k + ln n (−∞ when nothing was evicted): [b, kv, g·s, 1].
-    let virtual_logit =
+    let mut virtual_logit =
         a.clone().matmul(moments.key_mean.clone().swap_dims(2, 3)) + n.clone().log();
+    if let Some(key_sq) = &moments.key_sq {
+        // + ln(1 + ½ Σ_c a_c² σ_c²), σ² = Σ (k − μ_k)² / n.
+        let variance = key_sq.clone() / n.clone().clamp_min(1.0);
+        let second = a
+            .clone()
+            .powi_scalar(2)
+            .matmul(variance.swap_dims(2, 3))
+            .mul_scalar(0.5);
+        virtual_logit = virtual_logit + (second + 1.0).log();
+    }
     // Virtual value μ_v + C a / n, row form a Cᵀ: [b, kv, g·s, d].
     let virtual_value = moments.value_mean.clone()
         + a.matmul(moments.cross.clone().swap_dims(2, 3)) / n.clamp_min(1.0);

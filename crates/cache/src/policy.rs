@@ -3,6 +3,7 @@ use std::fmt;
 use burn::tensor::backend::Backend;
 
 use crate::scorer::{QueryNeed, Scorer};
+use crate::Order;
 
 /// How a layer's budget is shared among its KV heads.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,6 +81,8 @@ pub struct Policy<B: Backend> {
     /// Keep moments of the evicted tokens and correct attention with them (MomentKV's
     /// normalisation-corrected attention, [`crate::corrected_attention`]).
     pub moments: bool,
+    /// Terms the moments keep (when kept).
+    pub order: Order,
 }
 
 impl<B: Backend> Policy<B> {
@@ -94,6 +97,7 @@ impl<B: Backend> Policy<B> {
             recent: 0,
             recent_share: 0.0,
             moments: false,
+            order: Order::First,
         }
     }
 
@@ -121,6 +125,12 @@ impl<B: Backend> Policy<B> {
         self.recent.max((self.recent_share * keep as f64) as usize)
     }
 
+    /// Whether evicted tokens are summarised: to correct attention, or for a scorer that reads
+    /// the summary.
+    pub(crate) fn keeps_moments(&self) -> bool {
+        self.moments || self.scorer.as_ref().is_some_and(|s| s.needs_moments())
+    }
+
     pub(crate) fn needs_mass(&self) -> bool {
         self.scorer.as_ref().is_some_and(|s| s.needs_mass())
     }
@@ -136,6 +146,7 @@ impl<B: Backend> fmt::Debug for Policy<B> {
             .field("recent", &self.recent)
             .field("recent_share", &self.recent_share)
             .field("moments", &self.moments)
+            .field("order", &self.order)
             .finish()
     }
 }

@@ -6,7 +6,8 @@ use std::str::FromStr;
 use burn::tensor::backend::Backend;
 
 use crate::scorer::{
-    ExpectedAttention, KNorm, KeyDiff, ObservedAttention, Random, SnapKv, StreamingLlm, Tova,
+    ExpectedAttention, KNorm, KeyDiff, MomentInformed, ObservedAttention, Random, SnapKv,
+    StreamingLlm, Tova,
 };
 use crate::{Allocation, CacheError, LayerBudget, Policy};
 
@@ -30,6 +31,11 @@ pub const COMMON_PARAMS: &[(&str, &str, &str)] = &[
         "recent",
         "policy's",
         "most recent tokens that are never evicted",
+    ),
+    (
+        "order",
+        "1",
+        "with moments: 2 adds the key variance to the correction's normaliser",
     ),
 ];
 
@@ -67,6 +73,29 @@ const EXPECTED_PARAMS: &[(&str, &str, &str)] = &[
         "epsilon",
         "0",
         "added to the probability before the value norm",
+    ),
+];
+
+const MOMENTKV_PARAMS: &[(&str, &str, &str)] = &[
+    (
+        "window",
+        "64",
+        "observation window: the last queries the score is measured on (also protected)",
+    ),
+    (
+        "kernel",
+        "5",
+        "odd width of the average pooling over positions",
+    ),
+    (
+        "refine",
+        "1",
+        "re-estimates of the summary mean from the eviction the scores imply",
+    ),
+    (
+        "correct",
+        "true",
+        "correct attention with the moments (false: moment-informed eviction alone)",
     ),
 ];
 
@@ -174,6 +203,14 @@ pub const POLICIES: &[PolicyInfo] = &[
         summary:
             "Expected Attention: softmax of keys against statistics of future queries, times ‖v‖",
         params: EXPECTED_PARAMS,
+    },
+    PolicyInfo {
+        name: "momentkv",
+        aliases: &["moment", "mi"],
+        summary: "MomentKV: evict tokens the moments of the evicted set already capture \
+                  (each token's first-order error on the window's queries), and correct \
+                  attention with those moments",
+        params: MOMENTKV_PARAMS,
     },
 ];
 
@@ -348,7 +385,7 @@ impl PolicySpec {
                         "scorer",
                         inner,
                         "expected a scoring policy: random, streaming, h2o, \
-                           snapkv, tova, knorm, keydiff or expected",
+                           snapkv, tova, knorm, keydiff, expected or momentkv",
                     )
                 })?;
             let alpha = p.f64_in("alpha", 0.2, 0.0, 1.0)?;
@@ -360,7 +397,19 @@ impl PolicySpec {
         };
         policy.sinks = p.usize("sinks", policy.sinks)?;
         policy.recent = p.usize("recent", policy.recent)?;
-        policy.moments = self.moments;
+        policy.moments |= self.moments;
+        if let Some(order) = p.raw("order") {
+            policy.order = order
+                .parse()
+                .map_err(|e: String| p.bad("order", order, &e))?;
+            if !policy.keeps_moments() {
+                return Err(p.bad(
+                    "order",
+                    order,
+                    "the policy keeps no moments: add +moments to its name",
+                ));
+            }
+        }
         p.finish()?;
         Ok(policy)
     }
@@ -454,6 +503,23 @@ fn scored<B: Backend>(name: &str, spec: &str, p: &mut Params) -> Result<Policy<B
                 ..Policy::scored(spec, scorer)
             }
         }
+        "momentkv" => {
+            let s = snapkv(p)?;
+            let correct = p.bool("correct", true)?;
+            let refine = p.usize("refine", 1)?;
+            Policy {
+                recent: s.window,
+                moments: correct,
+                ..Policy::scored(
+                    spec,
+                    MomentInformed {
+                        window: s.window,
+                        kernel: s.kernel,
+                        refine,
+                    },
+                )
+            }
+        }
         other => unreachable!("policy_info knows '{other}' but no scorer does"),
     })
 }
@@ -463,6 +529,7 @@ mod tests {
     use burn::backend::NdArray;
 
     use super::*;
+    use crate::Order;
 
     fn build(s: &str) -> Result<Policy<NdArray>, CacheError> {
         s.parse::<PolicySpec>()?.build()
@@ -500,6 +567,16 @@ mod tests {
         assert!(corrected.moments && !build("snapkv").unwrap().moments);
         assert_eq!(corrected.spec, "snapkv+moments:window=32");
         assert!(build("full+moments").is_err());
+        let momentkv = build("momentkv").unwrap();
+        assert!(momentkv.moments && momentkv.keeps_moments());
+        assert_eq!((momentkv.recent, momentkv.sinks), (64, 0));
+        assert_eq!(momentkv.order, Order::First);
+        let second = build("snapkv+moments:order=2").unwrap();
+        assert_eq!(second.order, Order::Second);
+        assert!(build("snapkv:order=2").is_err());
+        assert!(build("momentkv:order=3").is_err());
+        let informed = build("momentkv:correct=false").unwrap();
+        assert!(!informed.moments && informed.keeps_moments());
         let tuned = build("snapkv:window=32,kernel=7,sinks=2").unwrap();
         assert_eq!((tuned.recent, tuned.sinks), (32, 2));
         assert_eq!(tuned.spec, "snapkv:window=32,kernel=7,sinks=2");

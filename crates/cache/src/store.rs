@@ -2,7 +2,7 @@
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
-use crate::{Moments, Selection};
+use crate::{Moments, Order, Selection};
 
 /// What one layer of an [`crate::EvictingCache`] holds.
 ///
@@ -84,7 +84,7 @@ impl<B: Backend> LayerStore<B> {
 
     /// Folds the slots `selection` does not keep into the moments (starting them if absent):
     /// the evicted tokens of each row are gathered, padded to the row with most, and weighted 0/1.
-    pub fn absorb_evicted(&mut self, selection: &Selection) {
+    pub fn absorb_evicted(&mut self, selection: &Selection, order: Order) {
         let [b, kv, t, d] = self.keys.dims();
         let evicted: Vec<Vec<usize>> = selection
             .kept
@@ -117,6 +117,7 @@ impl<B: Backend> LayerStore<B> {
             self.keys.clone().gather(2, index.clone()),
             self.values.clone().gather(2, index),
             weight,
+            order,
         );
         self.moments = Some(match self.moments.take() {
             None => batch,

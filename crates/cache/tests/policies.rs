@@ -375,3 +375,198 @@ fn moments_make_decoding_exact_when_the_evicted_keys_are_equal() {
     // The moments count against the memory: d² + 2d + 1 floats per head.
     assert_eq!(corrected.bytes() - plain.bytes(), (D * D + 2 * D + 1) * 4);
 }
+
+#[test]
+fn momentkv_evicts_what_the_summary_captures_and_keeps_outliers_on_both_sides() {
+    // The window's queries look along e0. Token 2's key sits far above the others along e0
+    // (strongly attended), token 5's far below (ignored); the rest differ only off e0, where the
+    // queries do not look, so the key mean captures them exactly.
+    let mut keys: Vec<[f32; D]> = (0..10).map(|i| e(1 + i % 3, 1.0)).collect();
+    keys[2][0] = 3.0;
+    keys[5][0] = -3.0;
+    let queries: Vec<[f32; D]> = (0..10).map(|_| e(0, 4.0)).collect();
+    let mut snap = cache("snapkv:window=2,kernel=1", 4, "prefill", geometry(1, 1));
+    prefill(&mut snap, &queries, &keys);
+    assert!(!kept(&snap)[0].contains(&5), "{:?}", kept(&snap));
+    for spec in [
+        "momentkv:window=2,kernel=1",
+        "momentkv:window=2,kernel=1,correct=false",
+    ] {
+        let mut c = cache(spec, 4, "prefill", geometry(1, 1));
+        prefill(&mut c, &queries, &keys);
+        assert_eq!(kept(&c), vec![vec![2, 5, 8, 9]], "{spec}");
+    }
+}
+
+#[test]
+fn analysis_measures_the_evicted_part_of_attention() {
+    use momentkv_cache::analysis::AnalyzingCache;
+    // As above: KNorm evicts tokens 0..4, which share one key; one token is then decoded.
+    let mut keys: Vec<[f32; D]> = (0..8).map(|i| e(i % D, 0.5 + 0.1 * i as f32)).collect();
+    keys[..4].fill([2.0, -1.0, 0.5, 3.0]);
+    let values: Vec<[f32; D]> = (0..8).map(|i| e((i + 2) % D, 1.0 + i as f32)).collect();
+    let (q, k, v) = (
+        [0.3, -0.2, 0.8, 0.5],
+        [0.1, 0.4, -0.3, 0.2],
+        [1.0, 2.0, -1.0, 0.5],
+    );
+    let analyse = |policy: &str| {
+        let mut a = AnalyzingCache::new(cache(policy, 4, "prefill", geometry(1, 1)), 1);
+        a.prepare(8, Phase::Prefill).unwrap();
+        let (pq, pk, pv) = (
+            tensor(&keys, [1, 1, 8]),
+            tensor(&keys, [1, 1, 8]),
+            tensor(&values, [1, 1, 8]),
+        );
+        a.attend(0, pq, pk, pv).unwrap();
+        a.prepare(1, Phase::Decode).unwrap();
+        let (dq, dk, dv) = (
+            tensor(&[q], [1, 1, 1]),
+            tensor(&[k], [1, 1, 1]),
+            tensor(&[v], [1, 1, 1]),
+        );
+        a.attend(0, dq, dk, dv).unwrap();
+        a.report().remove(0)
+    };
+    // Brute force: weights of the decoded query over the 9 tokens.
+    let all_keys: Vec<[f32; D]> = keys.iter().copied().chain([k]).collect();
+    let all_values: Vec<[f32; D]> = values.iter().copied().chain([v]).collect();
+    let logits: Vec<f32> = all_keys
+        .iter()
+        .map(|key| key.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>() / 2.0)
+        .collect();
+    let max = logits.iter().copied().fold(f32::MIN, f32::max);
+    let w: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let total: f32 = w.iter().sum();
+    let mass: f32 = w[..4].iter().sum::<f32>() / total;
+    let mix = |range: std::ops::Range<usize>| {
+        let z: f32 = w[range.clone()].iter().sum();
+        let mut o = [0f32; D];
+        for i in range {
+            for (c, x) in o.iter_mut().zip(all_values[i]) {
+                *c += w[i] * x / z;
+            }
+        }
+        o
+    };
+    let (f_e, o_r, o) = (mix(0..4), mix(4..9), mix(0..9));
+    let dot = |a: [f32; D], b: [f32; D]| a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>();
+    let cos = |a, b| dot(a, b) / (dot(a, a) * dot(b, b)).sqrt();
+    let diff: [f32; D] = std::array::from_fn(|c| o_r[c] - o[c]);
+    let dropped = (dot(diff, diff) / dot(o, o)).sqrt();
+
+    let corrected = analyse("knorm+moments");
+    assert_eq!((corrected.rows, corrected.rows_evicted), (1, 1));
+    assert!(corrected.rel_error < 1e-5, "{corrected:?}");
+    assert!(
+        (corrected.estimate_cosine - 1.0).abs() < 1e-5,
+        "{corrected:?}"
+    );
+    assert!(
+        (corrected.evicted_mass - mass as f64).abs() < 1e-5,
+        "{corrected:?} vs {mass}"
+    );
+    let plain = analyse("knorm");
+    assert!(
+        (plain.rel_error - dropped as f64).abs() < 1e-4,
+        "{plain:?} vs {dropped}"
+    );
+    assert!(dropped > 0.1);
+    assert!(
+        (plain.mismatch_cosine - cos(o_r, f_e) as f64).abs() < 1e-4,
+        "{plain:?}"
+    );
+    assert!((plain.estimate_cosine - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
+    use momentkv_cache::PrefillRecord;
+    // 2 KV heads of 2 query heads, 24 prompt tokens, then 3 decoded; values from a fixed formula.
+    let g = geometry(2, 2);
+    let wave = |shape: [usize; 3], phase: f32| {
+        let rows: Vec<[f32; D]> = (0..shape.iter().product::<usize>())
+            .map(|i| std::array::from_fn(|c| ((i * 7 + c * 3) as f32 * 0.37 + phase).sin() * 2.0))
+            .collect();
+        tensor(&rows, shape)
+    };
+    let prompt = (
+        wave([1, 4, 24], 0.0),
+        wave([1, 2, 24], 1.0),
+        wave([1, 2, 24], 2.0),
+    );
+    let steps: Vec<_> = (0..3)
+        .map(|i| {
+            let p = 3.0 + i as f32;
+            (
+                wave([1, 4, 1], p),
+                wave([1, 2, 1], p + 0.5),
+                wave([1, 2, 1], p + 0.7),
+            )
+        })
+        .collect();
+    let decode = |cache: &mut EvictingCache<B>| -> Vec<Tensor<B, 4>> {
+        steps
+            .iter()
+            .map(|(q, k, v)| {
+                cache.prepare(1, Phase::Decode).unwrap();
+                cache.attend(0, q.clone(), k.clone(), v.clone()).unwrap()
+            })
+            .collect()
+    };
+    let mut record = PrefillRecord::new(1, true);
+    record.prepare(24, Phase::Prefill).unwrap();
+    record
+        .attend(0, prompt.0.clone(), prompt.1.clone(), prompt.2.clone())
+        .unwrap();
+    for policy in [
+        "snapkv:window=4,kernel=3",
+        "h2o",
+        "expected:n_future=8,sinks=1",
+        "tova",
+        "adakv:window=4",
+        "keydiff+moments",
+        "momentkv:window=4,kernel=3",
+        "pyramidkv:window=2",
+    ] {
+        let mut direct = cache(policy, 8, "prefill,decode=2", g.clone());
+        direct.prepare(24, Phase::Prefill).unwrap();
+        direct
+            .attend(0, prompt.0.clone(), prompt.1.clone(), prompt.2.clone())
+            .unwrap();
+        let spec = policy.parse::<PolicySpec>().unwrap().build::<B>().unwrap();
+        let mut fork = EvictingCache::fork(
+            &record,
+            g.clone(),
+            spec,
+            Budget::tokens(8).unwrap(),
+            "prefill,decode=2".parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(kept(&fork), kept(&direct), "{policy} after prefill");
+        assert_eq!(fork.bytes(), direct.bytes(), "{policy}");
+        for (a, b) in decode(&mut fork).into_iter().zip(decode(&mut direct)) {
+            a.into_data()
+                .assert_approx_eq::<f32>(&b.into_data(), Tolerance::absolute(1e-5));
+        }
+        assert_eq!(kept(&fork), kept(&direct), "{policy} after decoding");
+    }
+    // The record is one pass: a second one, and chunked eviction on a fork, are refused.
+    assert!(record.prepare(1, Phase::Prefill).is_err());
+    let snap = "snapkv"
+        .parse::<PolicySpec>()
+        .unwrap()
+        .build::<B>()
+        .unwrap();
+    let err = EvictingCache::fork(
+        &record,
+        g,
+        snap,
+        Budget::tokens(8).unwrap(),
+        "chunked".parse().unwrap(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("one piece"), "{err}");
+}

@@ -64,3 +64,48 @@ pub fn nothing_evicted_note<B: KernelBackend>(cache: &EvictingCache<B>) -> Optio
         )
     })
 }
+
+/// `snapkv,tova;adakv:scorer=knorm,alpha=0.3` → names split at `,` unless a `:` parameter list
+/// is open; `;` always splits.
+pub fn split_policies(items: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        let first = out.len();
+        for part in item.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let continues = out.len() > first && part.contains('=') && !part.contains(':');
+            match out.last_mut() {
+                Some(last) if continues && last.contains(':') => {
+                    last.push(',');
+                    last.push_str(part);
+                }
+                _ => out.push(part.to_string()),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_policies;
+
+    #[test]
+    fn policy_lists_split_between_names_not_parameters() {
+        let got = split_policies(&[
+            "snapkv,tova,adakv:scorer=knorm,alpha=0.3".into(),
+            "snapkv:window=32".into(),
+            "snapkv:kernel=7,window=8,h2o".into(),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                "snapkv",
+                "tova",
+                "adakv:scorer=knorm,alpha=0.3",
+                "snapkv:window=32",
+                "snapkv:kernel=7,window=8",
+                "h2o"
+            ]
+        );
+    }
+}

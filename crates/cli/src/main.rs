@@ -1,7 +1,9 @@
 //! `momentkv`: generate text, fetch models, measure speed.
 
+mod analyze;
 mod bench;
 mod cache_args;
+mod eval;
 mod generate;
 mod passkey;
 
@@ -61,6 +63,11 @@ enum Command {
     Policies,
     /// Passkey retrieval from essay text: which policies and budgets still find the key.
     Passkey(passkey::PasskeyArgs),
+    /// Attention error per layer of evicting policies against the full cache (MomentKV's
+    /// diagnostics): relative error, evicted mass, moment-estimate and directional cosines.
+    Analyze(analyze::AnalyzeArgs),
+    /// RULER's long-context tasks over policies and budgets: results.jsonl, summary.md, plots.
+    Eval(eval::EvalArgs),
 }
 
 fn policies() {
@@ -83,7 +90,8 @@ fn policies() {
     }
     println!(
         "\nAppend +moments to any evicting policy (snapkv+moments:window=32) to keep the moments \
-         of the evicted tokens and correct attention with them (MomentKV's first-order correction)."
+         of the evicted tokens and correct attention with them (MomentKV's first-order correction; \
+         order=2 adds the key variance)."
     );
 }
 
@@ -96,7 +104,7 @@ fn fetch(name: Option<String>, list: bool) -> Result<(), momentkv::Error> {
                 "not fetched"
             };
             println!(
-                "{:<14} {} [{state}: {}]",
+                "{:<22} {} [{state}: {}]",
                 m.name,
                 m.description,
                 m.path().display()
@@ -130,6 +138,8 @@ fn main() -> ExitCode {
         Command::Fetch { name, list } => fetch(name, list),
         Command::Bench(args) => bench::run(args),
         Command::Passkey(args) => passkey::run(args),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Policies => {
             policies();
             Ok(())

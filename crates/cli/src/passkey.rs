@@ -6,7 +6,7 @@ use momentkv::{hub, load, Error};
 use momentkv_eval::haystack::Essays;
 use momentkv_eval::passkey::{ask, samples, Protocol, Template};
 
-use crate::cache_args::CacheArgs;
+use crate::cache_args::{split_policies, CacheArgs};
 use crate::ModelArgs;
 
 #[derive(clap::Args)]
@@ -42,26 +42,6 @@ pub struct PasskeyArgs {
     /// Print one JSON object per (policy, budget) instead of the table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `snapkv,tova;adakv:scorer=knorm,alpha=0.3` → names split at `,` unless a `:` parameter list
-/// is open; `;` always splits.
-fn split_policies(items: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for item in items {
-        let first = out.len();
-        for part in item.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let continues = out.len() > first && part.contains('=') && !part.contains(':');
-            match out.last_mut() {
-                Some(last) if continues && last.contains(':') => {
-                    last.push(',');
-                    last.push_str(part);
-                }
-                _ => out.push(part.to_string()),
-            }
-        }
-    }
-    out
 }
 
 struct Passkey(PasskeyArgs);
@@ -206,29 +186,4 @@ fn print_table(
 pub fn run(args: PasskeyArgs) -> Result<(), Error> {
     let backend = args.model.backend()?;
     dispatch(backend, Passkey(args))?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_policies;
-
-    #[test]
-    fn policy_lists_split_between_names_not_parameters() {
-        let got = split_policies(&[
-            "snapkv,tova,adakv:scorer=knorm,alpha=0.3".into(),
-            "snapkv:window=32".into(),
-            "snapkv:kernel=7,window=8,h2o".into(),
-        ]);
-        assert_eq!(
-            got,
-            vec![
-                "snapkv",
-                "tova",
-                "adakv:scorer=knorm,alpha=0.3",
-                "snapkv:window=32",
-                "snapkv:kernel=7,window=8",
-                "h2o"
-            ]
-        );
-    }
 }

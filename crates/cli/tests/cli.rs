@@ -249,6 +249,7 @@ fn policies_lists_every_policy_with_its_parameters() {
         "knorm",
         "keydiff",
         "expected",
+        "momentkv",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(name)),
@@ -263,6 +264,8 @@ fn policies_lists_every_policy_with_its_parameters() {
         "n_future",
         "recent_share",
         "sinks",
+        "refine",
+        "correct",
     ] {
         assert!(text.contains(param), "{param} missing");
     }
@@ -270,6 +273,185 @@ fn policies_lists_every_policy_with_its_parameters() {
         text.contains("+moments"),
         "the moment correction is not listed"
     );
+}
+
+#[test]
+fn analyze_reports_every_layer_and_counts_the_moments() {
+    let dir = std::env::temp_dir().join("momentkv-cli-analyze");
+    std::fs::create_dir_all(&dir).unwrap();
+    let prompt = dir.join("prompt.txt");
+    std::fs::write(
+        &prompt,
+        "the quick brown fox jumps over the lazy dog ".repeat(6),
+    )
+    .unwrap();
+    let plot = dir.join("error.svg");
+    let _ = std::fs::remove_file(&plot);
+    let model = fixture("llama-tied");
+    let out = momentkv(&[
+        "analyze",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt-file",
+        prompt.to_str().unwrap(),
+        "--queries",
+        "4",
+        "--policy",
+        "knorm;knorm+moments",
+        "--budget",
+        "8",
+        "--json",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 2);
+    for run in &runs {
+        let layers = run["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 2, "{run}");
+        for l in layers {
+            let (err, mass) = (
+                l["rel_error"].as_f64().unwrap(),
+                l["evicted_mass"].as_f64().unwrap(),
+            );
+            assert!(
+                err > 0.0 && err.is_finite() && mass > 0.0 && mass < 1.0,
+                "{l}"
+            );
+            assert!(
+                l["estimate_cosine"].as_f64().unwrap().abs() <= 1.0 + 1e-5,
+                "{l}"
+            );
+        }
+        assert_eq!(run["measured_tokens"], 4);
+    }
+    // KNorm evicts 95% of the attention mass here; the moments recover most of it.
+    let error = |r: &serde_json::Value| r["mean_rel_error"].as_f64().unwrap();
+    assert!(error(&runs[1]) < 0.5 * error(&runs[0]), "{runs:?}");
+    // The same eviction, plus d² + 2d + 1 floats of moments per layer and KV head.
+    let bytes = |r: &serde_json::Value| r["kv_cache_bytes"].as_u64().unwrap();
+    assert_eq!(
+        bytes(&runs[1]) - bytes(&runs[0]),
+        2 * 2 * (16 * 16 + 2 * 16 + 1) * 4
+    );
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 2);
+
+    let out = momentkv(&[
+        "analyze",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt-file",
+        prompt.to_str().unwrap(),
+        "--queries",
+        "500",
+        "--policy",
+        "knorm",
+        "--budget",
+        "8",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("needs more than --queries 500"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn eval_scores_ruler_samples_resumes_and_summarises() {
+    let dir = std::env::temp_dir().join("momentkv-cli-eval");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two samples in RULER's JSONL layout, short enough for the fixture's 256-token window with
+    // qa's 32 answer tokens.
+    let jsonl = dir.join("niah.jsonl");
+    let line = |key: &str, value: &str| {
+        serde_json::json!({
+            "index": 0,
+            "input": format!(
+                "A special magic number is hidden within the following text.\nThe grass is \
+                 green.\nOne of the special magic numbers for {key} is: {value}.\nThe sky is \
+                 blue.\nWhat is the special magic number for {key}? The number is"
+            ),
+            "outputs": [value],
+        })
+        .to_string()
+    };
+    std::fs::write(
+        &jsonl,
+        format!(
+            "{}\n{}\n",
+            line("red-fox", "4821"),
+            line("blue-owl", "7310")
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let model = fixture("llama-tied");
+    let args = [
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--ruler-jsonl",
+        jsonl.to_str().unwrap(),
+        "--tasks",
+        "qa_1",
+        "--samples",
+        "2",
+        "--policies",
+        "knorm;snapkv:window=8",
+        "--budgets",
+        "16,32",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = momentkv(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results = std::fs::read_to_string(out_dir.join("results.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = results
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // 2 samples × (full + 2 policies × 2 budgets).
+    assert_eq!(lines.len(), 10);
+    for l in &lines {
+        let score = l["score"].as_f64().unwrap();
+        assert!(score == 0.0 || score == 100.0, "{l}");
+        assert_eq!(l["task"], "qa_1");
+        let answer = l["answer"].as_str().unwrap();
+        let found = answer
+            .to_lowercase()
+            .contains(l["outputs"][0].as_str().unwrap());
+        assert_eq!(found, score == 100.0, "{l}");
+    }
+    let full: Vec<_> = lines.iter().filter(|l| l["policy"] == "full").collect();
+    let knorm16: Vec<_> = lines
+        .iter()
+        .filter(|l| l["policy"] == "knorm" && l["budget"] == 16)
+        .collect();
+    assert_eq!((full.len(), knorm16.len()), (2, 2));
+    assert!(knorm16[0]["kv_cache_bytes"].as_u64() < full[0]["kv_cache_bytes"].as_u64());
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("| policy | budget 16 | budget 32 |"),
+        "{summary}"
+    );
+    assert!(summary.contains("| full |") && summary.contains("| snapkv:window=8 |"));
+    let length = lines[0]["length"].as_u64().unwrap();
+    let svg =
+        std::fs::read_to_string(out_dir.join(format!("score-vs-budget-{length}.svg"))).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 3);
+
+    // A second run finds every cell done and computes nothing.
+    let again = momentkv(&args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let after = std::fs::read_to_string(out_dir.join("results.jsonl")).unwrap();
+    assert_eq!(after, results);
 }
 
 #[test]

@@ -2,7 +2,14 @@
 //!
 //! - [`haystack`]: essay text (RULER's Paul Graham essays) cut to a length in model tokens;
 //! - [`passkey`]: passkey retrieval, a five-digit key hidden in the essays, asked for after the
-//!   context has been compressed (kvpress's query-agnostic protocol).
+//!   context has been compressed (kvpress's query-agnostic protocol);
+//! - [`ruler`]: RULER's tasks (`momentkv-ruler`) on a model: data fetched, prompts sized in the
+//!   model's tokens and split into context and question;
+//! - [`sweep`]: one prefill per sample, every (policy, budget) answering from a fork of it;
+//! - [`plot`]: line plots as standalone SVG.
 
 pub mod haystack;
 pub mod passkey;
+pub mod plot;
+pub mod ruler;
+pub mod sweep;

@@ -61,7 +61,8 @@ pub fn generate<B: KernelBackend>(
 
 /// kvpress's query-agnostic protocol: prefills `context` under the cache's policy (which may
 /// compress it), then reads `question` as a continuation, not compressed with the context,
-/// then generates. With an empty question this is [`generate`].
+/// then generates. With an empty question this is [`generate`]; with an empty context the cache
+/// already holds it (a fork of a recorded prefill) and only the question is read.
 pub fn answer<B: KernelBackend>(
     model: &Transformer<B>,
     cache: &mut impl KvCache<B>,
@@ -80,7 +81,7 @@ pub fn answer<B: KernelBackend>(
             limit,
         });
     }
-    if context.is_empty() {
+    if context.is_empty() && (question.is_empty() || cache.seen() == 0) {
         return Err(ModelError::EmptyPrompt);
     }
     let start = Instant::now();
@@ -93,7 +94,7 @@ pub fn answer<B: KernelBackend>(
     if !question.is_empty() {
         hidden = Some(model.forward(&[question.to_vec()], Phase::Decode, cache)?);
     }
-    let hidden = hidden.expect("a non-empty context has a chunk");
+    let hidden = hidden.expect("a non-empty context or question passed");
     let mut next = sampler.sample(model.last_logits(hidden))[0];
     let prefill_time = start.elapsed();
 

@@ -8,6 +8,7 @@
 mod expected;
 mod keydiff;
 mod knorm;
+mod moment;
 mod observed;
 mod random;
 mod snapkv;
@@ -17,15 +18,18 @@ mod tova;
 pub use expected::ExpectedAttention;
 pub use keydiff::KeyDiff;
 pub use knorm::KNorm;
+pub use moment::MomentInformed;
 pub use observed::ObservedAttention;
 pub use random::Random;
 pub use snapkv::SnapKv;
 pub use streaming::StreamingLlm;
 pub use tova::Tova;
 
-use burn::tensor::{activation::softmax, backend::Backend, Bool, Tensor, TensorData};
+use burn::tensor::{
+    activation::softmax, backend::Backend, module::avg_pool1d, Bool, Tensor, TensorData,
+};
 
-use crate::Geometry;
+use crate::{Geometry, Moments};
 
 /// Which recent queries a scorer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +71,10 @@ pub struct Observation<'a, B: Backend> {
     pub mass: Option<Tensor<B, 3>>,
     /// Tokens seen so far.
     pub seen: usize,
+    /// Tokens per head the layer keeps after this eviction (the mean over heads under AdaKV).
+    pub keep: usize,
+    /// Moments of the tokens evicted before this eviction, when the scorer asked for them.
+    pub moments: Option<&'a Moments<B>>,
 }
 
 impl<B: Backend> Observation<'_, B> {
@@ -83,21 +91,26 @@ impl<B: Backend> Observation<'_, B> {
             .unwrap_or_else(|| panic!("{who} scores from queries but did not ask for them"))
     }
 
-    /// Attention weights of the last `w` queries over the slots, `[batch, kv_heads, g·w, t]`
-    /// (query group folded into rows, head-major): softmax of `q·k/√d` with padding slots and
-    /// slots later than the query masked out.
-    pub fn window_weights(&self, w: usize, who: &str) -> Tensor<B, 4> {
+    /// Scaled logits of the last `w` queries over the slots, with the mask of the slots each
+    /// query may not see (padding, or later than the query), both `[batch, kv_heads, g·w, t]`
+    /// (query group folded into rows, head-major), and the scaled queries `a = q/√d`
+    /// `[batch, kv_heads, g·w, head_dim]`.
+    pub fn window_logits(
+        &self,
+        w: usize,
+        who: &str,
+    ) -> (Tensor<B, 4>, Tensor<B, 4, Bool>, Tensor<B, 4>) {
         let q = self.queries(who);
         let [b, heads, have, d] = q.dims();
         let w = w.min(have);
         let [_, kv, t] = self.dims();
         let g = heads / kv;
         let first = self.first_query + have - w;
-        let q = q
+        let a = q
             .narrow(2, have - w, w)
             .mul_scalar(1.0 / (d as f64).sqrt())
             .reshape([b, kv, g * w, d]);
-        let logits = q.matmul(self.keys.clone().swap_dims(2, 3));
+        let logits = a.clone().matmul(self.keys.clone().swap_dims(2, 3));
         let mut mask = Vec::with_capacity(b * kv * g * w * t);
         for row in 0..b * kv {
             let slots = row * t..(row + 1) * t;
@@ -117,7 +130,34 @@ impl<B: Backend> Observation<'_, B> {
             TensorData::new(mask, [b, kv, g * w, t]),
             &logits.device(),
         );
+        (logits, mask, a)
+    }
+
+    /// Attention weights of the last `w` queries over the slots, `[batch, kv_heads, g·w, t]`:
+    /// softmax of [`Self::window_logits`] with the hidden slots masked out.
+    pub fn window_weights(&self, w: usize, who: &str) -> Tensor<B, 4> {
+        let (logits, mask, _) = self.window_logits(w, who);
         softmax(logits.mask_fill(mask, f32::NEG_INFINITY), 3)
+    }
+
+    /// SnapKV's reduction of per-query scores `[batch, kv_heads, g·w, t]` (rows as in
+    /// [`Self::window_logits`]) to per-slot scores `[batch, kv_heads, t]`: the mean over the window
+    /// for each query head, slots from the window on zeroed (they are protected), an average pool of
+    /// odd width `kernel` over positions (zero padding), then the mean over the query group.
+    pub fn pool_window(&self, per_query: Tensor<B, 4>, kernel: usize) -> Vec<f32> {
+        let [b, kv, rows, t] = per_query.dims();
+        let g = self.geometry.group();
+        let w = rows / g;
+        let window_start = (self.seen - w) as u32;
+        let per_head = per_query
+            .reshape([b * kv * g, w, t])
+            .mean_dim(1)
+            .reshape([b * kv, g, t]);
+        let before = self
+            .slot_mask(|i| self.valid[i] && self.positions[i] < window_start)
+            .reshape([b * kv, 1, t]);
+        let pooled = avg_pool1d(per_head * before, kernel, 1, kernel / 2, true, false);
+        host(pooled.mean_dim(1))
     }
 
     /// A per-slot host mask as a `[batch, kv_heads, t]` float tensor (1 where `keep`, else 0).
@@ -140,6 +180,12 @@ pub trait Scorer<B: Backend>: Send {
     /// Whether [`Self::score`] reads the accumulated attention mass (computing it costs the
     /// cache an attention pass that materialises weights).
     fn needs_mass(&self) -> bool {
+        false
+    }
+
+    /// Whether [`Self::score`] reads the moments of the evicted tokens (the cache then keeps
+    /// them, whether or not it corrects attention with them).
+    fn needs_moments(&self) -> bool {
         false
     }
 

@@ -1,6 +1,6 @@
-use burn::tensor::{backend::Backend, module::avg_pool1d};
+use burn::tensor::backend::Backend;
 
-use super::{host, Observation, QueryNeed, Scorer};
+use super::{Observation, QueryNeed, Scorer};
 
 /// SnapKV (Li et al., 2024), as kvpress computes it: the attention the last `window` queries pay
 /// each earlier token, averaged over the window, smoothed by a 1-D average pool of width
@@ -28,23 +28,6 @@ impl<B: Backend> Scorer<B> for SnapKv {
     }
 
     fn score(&self, obs: &Observation<B>) -> Vec<f32> {
-        let [b, kv, t] = obs.dims();
-        let weights = obs.window_weights(self.window, "SnapKV");
-        let [_, _, rows, _] = weights.dims();
-        let g = obs.geometry.group();
-        let w = rows / g;
-        let window_start = (obs.seen - w) as u32;
-        // Mean over the window's queries, per query head: [b·kv, g, t].
-        let per_head = weights
-            .reshape([b * kv * g, w, t])
-            .mean_dim(1)
-            .reshape([b * kv, g, t]);
-        // Only tokens before the window are scored; the window's columns pool as zero padding.
-        let before = obs
-            .slot_mask(|i| obs.valid[i] && obs.positions[i] < window_start)
-            .reshape([b * kv, 1, t]);
-        let pad = self.kernel / 2;
-        let pooled = avg_pool1d(per_head * before, self.kernel, 1, pad, true, false);
-        host(pooled.mean_dim(1))
+        obs.pool_window(obs.window_weights(self.window, "SnapKV"), self.kernel)
     }
 }

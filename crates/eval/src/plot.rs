@@ -1,0 +1,216 @@
+//! Line plots as standalone SVG: score against budget, error against layer.
+//!
+//! Small on purpose: linear axes with rounded ticks, one polyline with markers per series, a
+//! legend; no dependency beyond string formatting.
+
+use std::fmt::Write;
+
+/// One named line of `(x, y)` points; non-finite points are left out.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line plot of several series on shared axes.
+pub struct LinePlot {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    /// Place x ticks at the data's x values (budgets) instead of rounded steps (layers).
+    pub x_at_data: bool,
+}
+
+const WIDTH: f64 = 760.0;
+const HEIGHT: f64 = 440.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 200.0;
+const TOP: f64 = 40.0;
+const BOTTOM: f64 = 55.0;
+
+/// Colour-blind-safe palette (Okabe–Ito), cycled.
+const COLOURS: [&str; 8] = [
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
+];
+
+/// About five round ticks covering `[lo, hi]`.
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = (hi - lo).max(f64::EPSILON);
+    let raw = span / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|i| i as f64 * step).collect()
+}
+
+fn label(x: f64) -> String {
+    if x == x.round() && x.abs() < 1e6 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+impl LinePlot {
+    /// The plot as an SVG document.
+    pub fn svg(&self) -> String {
+        let points = || {
+            self.series
+                .iter()
+                .flat_map(|s| s.points.iter())
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+        };
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, 0f64, f64::MIN);
+        for &(x, y) in points() {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if x0 > x1 {
+            (x0, x1, y1) = (0.0, 1.0, 1.0);
+        }
+        if x1 == x0 {
+            x1 = x0 + 1.0;
+        }
+        y1 = if y1 <= y0 { y0 + 1.0 } else { y1 * 1.05 };
+        let (pw, ph) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+        let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
+        let sy = |y: f64| TOP + ph - (y - y0) / (y1 - y0) * ph;
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = write!(
+            svg,
+            r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
+            LEFT + pw / 2.0,
+            escape(&self.title)
+        );
+        let x_ticks = if self.x_at_data {
+            let mut xs: Vec<f64> = points().map(|p| p.0).collect();
+            xs.sort_by(f64::total_cmp);
+            xs.dedup();
+            xs
+        } else {
+            ticks(x0, x1)
+        };
+        for x in x_ticks {
+            let _ = write!(
+                svg,
+                r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="#ddd"/><text x="{0:.1}" y="{3}" text-anchor="middle">{4}</text>"##,
+                sx(x),
+                TOP,
+                TOP + ph,
+                TOP + ph + 16.0,
+                label(x)
+            );
+        }
+        for y in ticks(y0, y1) {
+            let _ = write!(
+                svg,
+                r##"<line x1="{0}" y1="{1:.1}" x2="{2}" y2="{1:.1}" stroke="#ddd"/><text x="{3}" y="{4:.1}" text-anchor="end">{5}</text>"##,
+                LEFT,
+                sy(y),
+                LEFT + pw,
+                LEFT - 6.0,
+                sy(y) + 4.0,
+                label(y)
+            );
+        }
+        let _ = write!(
+            svg,
+            r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/><text x="{}" y="{}" text-anchor="middle">{}</text><text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"##,
+            LEFT + pw / 2.0,
+            HEIGHT - 14.0,
+            escape(&self.x_label),
+            TOP + ph / 2.0,
+            escape(&self.y_label)
+        );
+        for (i, s) in self.series.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            let path: Vec<String> = s
+                .points
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                .collect();
+            let _ = write!(
+                svg,
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+                path.join(" ")
+            );
+            for p in &path {
+                let (x, y) = p.split_once(',').expect("formatted as x,y");
+                let _ = write!(svg, r#"<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>"#);
+            }
+            let ly = TOP + 10.0 + 18.0 * i as f64;
+            let _ = write!(
+                svg,
+                r#"<line x1="{0}" y1="{ly}" x2="{1}" y2="{ly}" stroke="{colour}" stroke-width="2"/><text x="{2}" y="{3}">{4}</text>"#,
+                LEFT + pw + 12.0,
+                LEFT + pw + 32.0,
+                LEFT + pw + 38.0,
+                ly + 4.0,
+                escape(&s.name)
+            );
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        assert_eq!(ticks(0.0, 1.0), vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+        assert_eq!(ticks(0.0, 29.0), vec![0.0, 10.0, 20.0]);
+        assert_eq!(label(0.25), "0.25");
+        assert_eq!(label(128.0), "128");
+    }
+
+    #[test]
+    fn the_svg_has_one_line_and_marker_per_point_per_series() {
+        let plot = LinePlot {
+            title: "score <vs> budget".into(),
+            x_label: "budget".into(),
+            y_label: "score".into(),
+            series: vec![
+                Series {
+                    name: "snapkv".into(),
+                    points: vec![(64.0, 0.2), (128.0, 0.5), (256.0, f64::NAN)],
+                },
+                Series {
+                    name: "full".into(),
+                    points: vec![(64.0, 1.0), (256.0, 1.0)],
+                },
+            ],
+            x_at_data: true,
+        };
+        let svg = plot.svg();
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains("score &lt;vs&gt; budget"));
+        // x ticks at the budgets: 64, 128, 256.
+        assert!(svg.contains(">128</text>") && svg.contains(">256</text>"));
+    }
+}

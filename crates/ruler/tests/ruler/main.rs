@@ -1,0 +1,10 @@
+//! momentkv-ruler's integration tests, one binary. Tests on RULER's data files read them from the
+//! directory `MOMENTKV_RULER_DATA` names, and say they skip when it is not set.
+
+mod data;
+mod jsonl;
+mod niah;
+mod score;
+mod sizing;
+mod support;
+mod tasks;
