@@ -87,6 +87,15 @@ pub trait WithBackend {
 }
 
 /// Runs `work` on backend `kind`, or explains how to build with it.
+#[cfg_attr(
+    not(any(
+        feature = "flex",
+        feature = "ndarray",
+        feature = "wgpu",
+        feature = "cuda"
+    )),
+    allow(unused_variables)
+)]
 pub fn dispatch<W: WithBackend>(kind: BackendKind, work: W) -> Result<W::Output, Error> {
     match kind {
         #[cfg(feature = "flex")]

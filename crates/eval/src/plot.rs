@@ -33,19 +33,27 @@ const COLOURS: [&str; 8] = [
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
 ];
 
-/// About five round ticks covering `[lo, hi]`.
+/// About five round ticks covering `[lo, hi]`: multiples of 1, 2, 2.5 or 5 times a power of ten,
+/// computed as `i·m / 10^k` so that 0.6 is 0.6 and not 0.6000000000000001.
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     let span = (hi - lo).max(f64::EPSILON);
     let raw = span / 5.0;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude);
+    let exponent = raw.log10().floor() as i32;
+    let scale = |x: f64| {
+        if exponent >= 0 {
+            x * 10f64.powi(exponent)
+        } else {
+            x / 10f64.powi(-exponent)
+        }
+    };
+    let m = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .find(|&m| scale(m) >= raw)
+        .unwrap_or(10.0);
+    let step = scale(m);
     let first = (lo / step).ceil() as i64;
     let last = (hi / step).floor() as i64;
-    (first..=last).map(|i| i as f64 * step).collect()
+    (first..=last).map(|i| scale(i as f64 * m)).collect()
 }
 
 fn label(x: f64) -> String {
