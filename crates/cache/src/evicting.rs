@@ -255,7 +255,7 @@ impl<B: KernelBackend> EvictingCache<B> {
         let moments = self.policy.keeps_moments();
         let store = self.layers[layer].as_mut().expect("layer attended");
         if moments {
-            store.absorb_evicted(&selection, self.policy.order);
+            store.absorb_evicted(&selection, self.policy.order, self.policy.segment);
         }
         store.retain(&selection);
     }

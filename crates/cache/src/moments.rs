@@ -18,6 +18,10 @@
 //! `μ_v + C a / n` (one running max, so no overflow); with `n = 0` it is exact attention over the
 //! retained tokens.
 //!
+//! Several summaries per head: a policy's `segment=L` summarises the evicted tokens of each block
+//! of `L` positions separately (summary `s` holds positions `s·L..(s+1)·L`), each a virtual key of
+//! its own; the summaries are laid along dimension 2 (`S` of them), one summary is `S = 1`.
+//!
 //! [`Order::Second`] also keeps each key channel's centred sum of squares `Σ_E (k − μ_k)²` (`d`
 //! floats more) and adds the second-order term of the normaliser,
 //! `Σ_E e^{a·k} ≈ n e^{a·μ_k} (1 + ½ Σ_c a_c² σ_c²)`, to the virtual logit: by convexity the
@@ -62,19 +66,20 @@ impl fmt::Display for Order {
     }
 }
 
-/// Moments of the evicted tokens of one layer, `[batch, kv_heads]` summaries.
+/// Moments of the evicted tokens of one layer: `S` summaries per `[batch, kv_heads]` row.
 #[derive(Debug, Clone)]
 pub struct Moments<B: Backend> {
-    /// Evicted count `n`, `[batch, kv_heads, 1, 1]`.
+    /// Evicted count `n`, `[batch, kv_heads, S, 1]`.
     pub count: Tensor<B, 4>,
-    /// Key mean `μ_k`, `[batch, kv_heads, 1, head_dim]`.
+    /// Key mean `μ_k`, `[batch, kv_heads, S, head_dim]`.
     pub key_mean: Tensor<B, 4>,
-    /// Value mean `μ_v`, `[batch, kv_heads, 1, head_dim]`.
+    /// Value mean `μ_v`, `[batch, kv_heads, S, head_dim]`.
     pub value_mean: Tensor<B, 4>,
-    /// Centred cross moment `C = Σ (v − μ_v)(k − μ_k)ᵀ`, `[batch, kv_heads, head_dim, head_dim]`
-    /// (row index over value channels, column over key channels).
+    /// Centred cross moment `C = Σ (v − μ_v)(k − μ_k)ᵀ`, `[batch, kv_heads, S·head_dim, head_dim]`
+    /// (summary `s` in rows `s·d..(s+1)·d`; row index over value channels, column over key
+    /// channels).
     pub cross: Tensor<B, 4>,
-    /// Centred sum of squares of each key channel `Σ (k − μ_k)²`, `[batch, kv_heads, 1, head_dim]`,
+    /// Centred sum of squares of each key channel `Σ (k − μ_k)²`, `[batch, kv_heads, S, head_dim]`,
     /// kept for [`Order::Second`].
     pub key_sq: Option<Tensor<B, 4>>,
 }
@@ -123,33 +128,88 @@ impl<B: Backend> Moments<B> {
         }
     }
 
-    /// Merges another set's moments into these (Chan et al.'s pairwise update):
-    /// `n = n_a + n_b`, `μ = μ_a + δ n_b / n`, `C = C_a + C_b + δ_v δ_kᵀ n_a n_b / n`.
+    /// Summaries per row, `S`.
+    pub fn summaries(&self) -> usize {
+        self.count.dims()[2]
+    }
+
+    /// These summaries followed by `other`'s, along the summary axis.
+    pub fn concat(self, other: Self) -> Self {
+        let cat = |a: Tensor<B, 4>, b: Tensor<B, 4>| Tensor::cat(vec![a, b], 2);
+        Self {
+            count: cat(self.count, other.count),
+            key_mean: cat(self.key_mean, other.key_mean),
+            value_mean: cat(self.value_mean, other.value_mean),
+            cross: cat(self.cross, other.cross),
+            key_sq: match (self.key_sq, other.key_sq) {
+                (Some(a), Some(b)) => Some(cat(a, b)),
+                (None, None) => None,
+                _ => panic!("concatenating moments of different orders"),
+            },
+        }
+    }
+
+    /// These moments with empty summaries appended up to `summaries`.
+    fn padded(self, summaries: usize) -> Self {
+        let have = self.summaries();
+        if have >= summaries {
+            return self;
+        }
+        let [b, kv, _, d] = self.key_mean.dims();
+        let order = if self.key_sq.is_some() {
+            Order::Second
+        } else {
+            Order::First
+        };
+        let device = self.count.device();
+        (have..summaries).fold(self, |m, _| m.concat(Self::empty(b, kv, d, order, &device)))
+    }
+
+    /// The count and key mean of all summaries pooled, `[batch, kv_heads, 1, 1]` and
+    /// `[batch, kv_heads, 1, head_dim]`.
+    pub fn pooled_key_mean(&self) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let count = self.count.clone().sum_dim(2);
+        let sum = (self.key_mean.clone() * self.count.clone()).sum_dim(2);
+        (count.clone(), sum / count.clamp_min(1.0))
+    }
+
+    /// Merges another set's moments into these, summary by summary (Chan et al.'s pairwise
+    /// update): `n = n_a + n_b`, `μ = μ_a + δ n_b / n`, `C = C_a + C_b + δ_v δ_kᵀ n_a n_b / n`.
+    /// The one with fewer summaries is padded with empty ones.
     pub fn merge(self, other: Self) -> Self {
-        let count = self.count.clone() + other.count.clone();
+        let summaries = self.summaries().max(other.summaries());
+        let (this, other) = (self.padded(summaries), other.padded(summaries));
+        let [b, kv, _, d] = this.key_mean.dims();
+        let count = this.count.clone() + other.count.clone();
         let safe = count.clone().clamp_min(1.0);
         let share = other.count.clone() / safe.clone();
-        let dk = other.key_mean - self.key_mean.clone();
-        let dv = other.value_mean - self.value_mean.clone();
-        let weight = self.count * other.count / safe;
-        let cross = self.cross
-            + other.cross
-            + dv.clone().swap_dims(2, 3).matmul(dk.clone()) * weight.clone();
-        let key_sq = match (self.key_sq, other.key_sq) {
-            (Some(a), Some(b)) => Some(a + b + dk.clone().powi_scalar(2) * weight),
+        let dk = other.key_mean - this.key_mean.clone();
+        let dv = other.value_mean - this.value_mean.clone();
+        let weight = this.count * other.count / safe;
+        // δ_v δ_kᵀ per summary: [b·kv·S, d, 1] × [b·kv·S, 1, d].
+        let rows = b * kv * summaries;
+        let outer = dv
+            .clone()
+            .reshape([rows, d, 1])
+            .matmul(dk.clone().reshape([rows, 1, d]))
+            * weight.clone().reshape([rows, 1, 1]);
+        let cross = this.cross + other.cross + outer.reshape([b, kv, summaries * d, d]);
+        let key_sq = match (this.key_sq, other.key_sq) {
+            (Some(x), Some(y)) => Some(x + y + dk.clone().powi_scalar(2) * weight),
             (None, None) => None,
             _ => panic!("merging moments of different orders"),
         };
         Self {
             key_sq,
-            key_mean: self.key_mean + dk * share.clone(),
-            value_mean: self.value_mean + dv * share,
+            key_mean: this.key_mean + dk * share.clone(),
+            value_mean: this.value_mean + dv * share,
             count,
             cross,
         }
     }
 
-    /// Bytes held: `d² + 2d + 1` floats per row and head (`d² + 3d + 1` at [`Order::Second`]).
+    /// Bytes held: `d² + 2d + 1` floats per summary, row and head (`d² + 3d + 1` at
+    /// [`Order::Second`]).
     pub fn bytes(&self) -> usize {
         [&self.count, &self.key_mean, &self.value_mean, &self.cross]
             .into_iter()
@@ -181,9 +241,10 @@ pub fn corrected_attention<B: Backend>(
         .mul_scalar(1.0 / (d as f64).sqrt())
         .reshape([batch, kv_heads, group * s, d]);
     let n = moments.count.clone();
-    // Virtual logit a·μ_k + ln n (−∞ when nothing was evicted): [b, kv, g·s, 1].
-    let mut virtual_logit =
-        a.clone().matmul(moments.key_mean.clone().swap_dims(2, 3)) + n.clone().log();
+    let summaries = moments.summaries();
+    // Virtual logits a·μ_k + ln n (−∞ for an empty summary): [b, kv, g·s, S].
+    let mut virtual_logit = a.clone().matmul(moments.key_mean.clone().swap_dims(2, 3))
+        + n.clone().log().swap_dims(2, 3);
     if let Some(key_sq) = &moments.key_sq {
         // + ln(1 + ½ Σ_c a_c² σ_c²), σ² = Σ (k − μ_k)² / n.
         let variance = key_sq.clone() / n.clone().clamp_min(1.0);
@@ -194,12 +255,16 @@ pub fn corrected_attention<B: Backend>(
             .mul_scalar(0.5);
         virtual_logit = virtual_logit + (second + 1.0).log();
     }
-    // Virtual value μ_v + C a / n, row form a Cᵀ: [b, kv, g·s, d].
-    let virtual_value = moments.value_mean.clone()
-        + a.matmul(moments.cross.clone().swap_dims(2, 3)) / n.clamp_min(1.0);
     let t = logits.dims()[3];
     let w = softmax(Tensor::cat(vec![logits, virtual_logit], 3), 3);
-    let retained = w.clone().narrow(3, 0, t).matmul(v);
-    let evicted = w.narrow(3, t, 1) * virtual_value;
-    (retained + evicted).reshape([batch, heads, s, d])
+    let mut out = w.clone().narrow(3, 0, t).matmul(v);
+    for summary in 0..summaries {
+        // Virtual value μ_v + C a / n, row form a Cᵀ: [b, kv, g·s, d].
+        let cross = moments.cross.clone().narrow(2, summary * d, d);
+        let value = moments.value_mean.clone().narrow(2, summary, 1)
+            + a.clone().matmul(cross.swap_dims(2, 3))
+                / n.clone().narrow(2, summary, 1).clamp_min(1.0);
+        out = out + w.clone().narrow(3, t + summary, 1) * value;
+    }
+    out.reshape([batch, heads, s, d])
 }

@@ -83,6 +83,8 @@ pub struct Policy<B: Backend> {
     pub moments: bool,
     /// Terms the moments keep (when kept).
     pub order: Order,
+    /// With moments: one summary per block of this many positions (0: one summary per head).
+    pub segment: usize,
 }
 
 impl<B: Backend> Policy<B> {
@@ -98,6 +100,7 @@ impl<B: Backend> Policy<B> {
             recent_share: 0.0,
             moments: false,
             order: Order::First,
+            segment: 0,
         }
     }
 
@@ -147,6 +150,7 @@ impl<B: Backend> fmt::Debug for Policy<B> {
             .field("recent_share", &self.recent_share)
             .field("moments", &self.moments)
             .field("order", &self.order)
+            .field("segment", &self.segment)
             .finish()
     }
 }

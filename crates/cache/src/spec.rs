@@ -37,6 +37,11 @@ pub const COMMON_PARAMS: &[(&str, &str, &str)] = &[
         "1",
         "with moments: 2 adds the key variance to the correction's normaliser",
     ),
+    (
+        "segment",
+        "0",
+        "with moments: one summary per block of this many positions (0: one per head)",
+    ),
 ];
 
 const SNAPKV_PARAMS: &[(&str, &str, &str)] = &[
@@ -410,6 +415,18 @@ impl PolicySpec {
                 ));
             }
         }
+        if let Some(segment) = p.raw("segment") {
+            policy.segment = segment
+                .parse()
+                .map_err(|_| p.bad("segment", segment, "expected a whole number of positions"))?;
+            if !policy.keeps_moments() {
+                return Err(p.bad(
+                    "segment",
+                    segment,
+                    "the policy keeps no moments: add +moments to its name",
+                ));
+            }
+        }
         p.finish()?;
         Ok(policy)
     }
@@ -574,6 +591,8 @@ mod tests {
         let second = build("snapkv+moments:order=2").unwrap();
         assert_eq!(second.order, Order::Second);
         assert!(build("snapkv:order=2").is_err());
+        assert_eq!(build("snapkv+moments:segment=256").unwrap().segment, 256);
+        assert!(build("snapkv:segment=256").is_err());
         assert!(build("momentkv:order=3").is_err());
         let informed = build("momentkv:correct=false").unwrap();
         assert!(!informed.moments && informed.keeps_moments());

@@ -83,8 +83,9 @@ impl<B: Backend> LayerStore<B> {
     }
 
     /// Folds the slots `selection` does not keep into the moments (starting them if absent):
-    /// the evicted tokens of each row are gathered, padded to the row with most, and weighted 0/1.
-    pub fn absorb_evicted(&mut self, selection: &Selection, order: Order) {
+    /// the evicted tokens of each row are gathered, padded to the row with most, and weighted 0/1;
+    /// with `segment = L > 0`, a token at position `p` goes to summary `p / L`.
+    pub fn absorb_evicted(&mut self, selection: &Selection, order: Order, segment: usize) {
         let [b, kv, t, d] = self.keys.dims();
         let evicted: Vec<Vec<usize>> = selection
             .kept
@@ -100,25 +101,45 @@ impl<B: Backend> LayerStore<B> {
         if width == 0 {
             return;
         }
+        let summary_of = |row: usize, slot: usize| match segment {
+            0 => 0,
+            l => self.positions[row * t + slot] as usize / l,
+        };
+        let summaries = evicted
+            .iter()
+            .enumerate()
+            .flat_map(|(row, slots)| slots.iter().map(move |&s| summary_of(row, s) + 1))
+            .max()
+            .unwrap_or(1);
         let mut index = Vec::with_capacity(b * kv * width);
-        let mut weight = Vec::with_capacity(b * kv * width);
-        for row in &evicted {
+        // weights[s]: 1 where the gathered token belongs to summary s.
+        let mut weights = vec![Vec::with_capacity(b * kv * width); summaries];
+        for (row, slots) in evicted.iter().enumerate() {
             for w in 0..width {
-                index.push(row.get(w).or(row.first()).copied().unwrap_or(0) as i64);
-                weight.push(if w < row.len() { 1f32 } else { 0.0 });
+                let slot = slots.get(w).copied();
+                index.push(slot.or(slots.first().copied()).unwrap_or(0) as i64);
+                let owner = slot.map(|s| summary_of(row, s));
+                for (s, weight) in weights.iter_mut().enumerate() {
+                    weight.push(if owner == Some(s) { 1f32 } else { 0.0 });
+                }
             }
         }
         let device = self.keys.device();
         let index = Tensor::<B, 3, Int>::from_data(TensorData::new(index, [b, kv, width]), &device)
             .unsqueeze_dim::<4>(3)
             .repeat_dim(3, d);
-        let weight = Tensor::from_data(TensorData::new(weight, [b, kv, width, 1]), &device);
-        let batch = Moments::of(
+        let (keys, values) = (
             self.keys.clone().gather(2, index.clone()),
             self.values.clone().gather(2, index),
-            weight,
-            order,
         );
+        let batch = weights
+            .into_iter()
+            .map(|w| {
+                let w = Tensor::from_data(TensorData::new(w, [b, kv, width, 1]), &device);
+                Moments::of(keys.clone(), values.clone(), w, order)
+            })
+            .reduce(Moments::concat)
+            .expect("at least one summary");
         self.moments = Some(match self.moments.take() {
             None => batch,
             Some(m) => m.merge(batch),

@@ -188,6 +188,34 @@ fn moments_of_a_stream_equal_moments_of_the_concatenation() {
 }
 
 #[test]
+fn merging_pads_and_merges_summary_by_summary() {
+    let (k, v) = (rand([1, 2, 30, 8], 1.0), rand([1, 2, 30, 8], 1.0));
+    let of = |from: usize, len: usize| {
+        Moments::of(
+            k.clone().narrow(2, from, len),
+            v.clone().narrow(2, from, len),
+            ones([1, 2, len, 1]),
+            Order::Second,
+        )
+    };
+    // One summary of tokens 0..10, merged with two summaries (10..20, 20..30).
+    let merged = of(0, 10).merge(of(10, 10).concat(of(20, 10)));
+    let want = of(0, 20).concat(of(20, 10));
+    assert_eq!(merged.summaries(), 2);
+    let tol = Tolerance::absolute(1e-4);
+    for (got, want) in [
+        (merged.count, want.count),
+        (merged.key_mean, want.key_mean),
+        (merged.value_mean, want.value_mean),
+        (merged.cross, want.cross),
+        (merged.key_sq.unwrap(), want.key_sq.unwrap()),
+    ] {
+        got.into_data()
+            .assert_approx_eq::<f32>(&want.into_data(), tol);
+    }
+}
+
+#[test]
 fn padding_weights_leave_tokens_out() {
     let (k, v) = (rand([1, 1, 5, 4], 1.0), rand([1, 1, 5, 4], 1.0));
     let w = Tensor::<B, 4>::from_data(

@@ -570,3 +570,44 @@ fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
     .to_string();
     assert!(err.contains("one piece"), "{err}");
 }
+
+#[test]
+fn a_summary_per_segment_is_exact_when_each_segments_keys_are_equal() {
+    // Positions 0..4 share key A, 4..8 key B (both large: KNorm evicts them), 8..12 are small.
+    let mut keys: Vec<[f32; D]> = (0..12).map(|i| e(i % D, 0.2 + 0.05 * i as f32)).collect();
+    keys[..4].fill([2.0, -1.0, 0.5, 3.0]);
+    keys[4..8].fill([-1.5, 2.5, 1.0, -2.0]);
+    let values: Vec<[f32; D]> = (0..12).map(|i| e((i + 1) % D, 1.0 + i as f32)).collect();
+    let decode = |cache: &mut dyn KvCache<B>| {
+        cache.prepare(12, Phase::Prefill).unwrap();
+        let (q, k, v) = (
+            tensor(&keys, [1, 1, 12]),
+            tensor(&keys, [1, 1, 12]),
+            tensor(&values, [1, 1, 12]),
+        );
+        cache.attend(0, q, k, v).unwrap();
+        cache.prepare(1, Phase::Decode).unwrap();
+        cache
+            .attend(
+                0,
+                tensor(&[[0.4, 0.3, -0.6, 0.2]], [1, 1, 1]),
+                tensor(&[[0.1, -0.2, 0.3, 0.1]], [1, 1, 1]),
+                tensor(&[[0.5, -1.0, 2.0, 1.0]], [1, 1, 1]),
+            )
+            .unwrap()
+    };
+    let exact = decode(&mut FullCache::new(1));
+    let mut segmented = cache("knorm+moments:segment=4", 4, "prefill", geometry(1, 1));
+    let out = decode(&mut segmented);
+    assert_eq!(kept(&segmented), vec![vec![8, 9, 10, 11, 12]]);
+    out.into_data()
+        .assert_approx_eq::<f32>(&exact.clone().into_data(), Tolerance::absolute(1e-5));
+    let mut single = cache("knorm+moments", 4, "prefill", geometry(1, 1));
+    let gap: f32 = (decode(&mut single) - exact).abs().max().into_scalar();
+    assert!(
+        gap > 1e-3,
+        "one summary of two key clusters should not be exact: {gap}"
+    );
+    // Two summaries: twice the d² + 2d + 1 floats of one.
+    assert_eq!(segmented.bytes() - single.bytes(), (D * D + 2 * D + 1) * 4);
+}

@@ -42,7 +42,7 @@ impl MomentInformed {
         let leaving_sum = (obs.keys.clone() * leaving.clone()).sum_dim(2);
         let leaving_count = leaving.sum_dim(2);
         let (count, mean) = match obs.moments {
-            Some(m) => (m.count.clone(), m.key_mean.clone()),
+            Some(m) => m.pooled_key_mean(),
             None => (
                 Tensor::zeros([b, kv, 1, 1], &device),
                 Tensor::zeros([b, kv, 1, obs.keys.dims()[3]], &device),
