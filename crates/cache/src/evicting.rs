@@ -3,6 +3,7 @@ use momentkv_kernels::KernelBackend;
 
 use crate::attention::{attention_with_mass, masked_attention};
 use crate::moments::corrected_attention;
+use crate::pass::Pass;
 use crate::scorer::{QueryNeed, QUERY_BUFFER};
 use crate::select::{select, Rules};
 use crate::store::LayerStore;
@@ -25,8 +26,7 @@ pub struct EvictingCache<B: KernelBackend> {
     budget: Budget,
     at: EvictAt,
     layers: Vec<Option<LayerStore<B>>>,
-    seen: usize,
-    pending: usize,
+    pass: Pass,
     phase: Phase,
     evicted: usize,
 }
@@ -70,8 +70,7 @@ impl<B: KernelBackend> EvictingCache<B> {
             policy,
             budget,
             at,
-            seen: 0,
-            pending: 0,
+            pass: Pass::default(),
             phase: Phase::Prefill,
             evicted: 0,
         })
@@ -107,7 +106,7 @@ impl<B: KernelBackend> EvictingCache<B> {
             )));
         }
         let mut cache = Self::new(geometry, policy, budget, at)?;
-        cache.seen = record.seen();
+        cache.pass.seen = record.seen();
         let need = cache.policy.query_need();
         for layer in 0..cache.layers.len() {
             let recorded = record
@@ -168,10 +167,10 @@ impl<B: KernelBackend> EvictingCache<B> {
 
     /// Tokens per head `layer` keeps now: its share of the budget for the context seen so far.
     fn layer_keep(&self, layer: usize, held: usize) -> usize {
-        let keep = self.budget.keep(self.seen);
+        let keep = self.budget.keep(self.pass.seen);
         let mean = match self.budget {
             Budget::Tokens(n) => n as f64,
-            Budget::Compression(r) => self.seen as f64 * (1.0 - r),
+            Budget::Compression(r) => self.pass.seen as f64 * (1.0 - r),
         };
         self.policy
             .layer_budget
@@ -219,7 +218,7 @@ impl<B: KernelBackend> EvictingCache<B> {
             return;
         }
         let queries = store.queries.clone();
-        let first_query = self.seen - queries.as_ref().map_or(0, |q| q.dims()[2]);
+        let first_query = self.pass.seen - queries.as_ref().map_or(0, |q| q.dims()[2]);
         let obs = Observation {
             layer,
             geometry: &self.geometry,
@@ -230,7 +229,7 @@ impl<B: KernelBackend> EvictingCache<B> {
             queries,
             first_query,
             mass: store.mass.clone(),
-            seen: self.seen,
+            seen: self.pass.seen,
             keep,
             moments: store.moments.as_ref(),
         };
@@ -263,11 +262,8 @@ impl<B: KernelBackend> EvictingCache<B> {
 
 impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
     fn prepare(&mut self, new: usize, phase: Phase) -> Result<usize, CacheError> {
-        let start = self.seen;
-        self.seen += new;
-        self.pending = new;
         self.phase = phase;
-        Ok(start)
+        Ok(self.pass.prepare(new))
     }
 
     fn attend(
@@ -282,9 +278,7 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
             return Err(CacheError::NoSuchLayer { layer, layers });
         }
         let new = k.dims()[2];
-        if new != self.pending || new == 0 {
-            return Err(CacheError::NotPrepared { layer });
-        }
+        self.pass.check(layer, new)?;
         let g = &self.geometry;
         let [b, _, _, _] = k.dims();
         for (what, x, heads) in [
@@ -302,7 +296,7 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
                 });
             }
         }
-        let start = self.seen - new;
+        let start = self.pass.seen - new;
         let with_mass = self.policy.needs_mass();
         let need = self.policy.query_need();
         let store = match self.layers[layer].take() {
@@ -371,7 +365,7 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
     }
 
     fn seen(&self) -> usize {
-        self.seen
+        self.pass.seen
     }
 
     fn bytes(&self) -> usize {

@@ -1,6 +1,7 @@
 use burn::tensor::Tensor;
 use momentkv_kernels::KernelBackend;
 
+use crate::pass::Pass;
 use crate::{CacheError, KvCache, Phase};
 
 /// A cache that keeps every token: the exact-attention baseline.
@@ -8,8 +9,7 @@ use crate::{CacheError, KvCache, Phase};
 /// Per layer it holds keys and values `[batch, kv_heads, seq, head_dim]`, grown by concatenation.
 pub struct FullCache<B: KernelBackend> {
     layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
-    seen: usize,
-    pending: usize,
+    pass: Pass,
 }
 
 impl<B: KernelBackend> FullCache<B> {
@@ -17,8 +17,7 @@ impl<B: KernelBackend> FullCache<B> {
     pub fn new(n_layers: usize) -> Self {
         Self {
             layers: (0..n_layers).map(|_| None).collect(),
-            seen: 0,
-            pending: 0,
+            pass: Pass::default(),
         }
     }
 
@@ -30,10 +29,7 @@ impl<B: KernelBackend> FullCache<B> {
 
 impl<B: KernelBackend> KvCache<B> for FullCache<B> {
     fn prepare(&mut self, new: usize, _phase: Phase) -> Result<usize, CacheError> {
-        let start = self.seen;
-        self.seen += new;
-        self.pending = new;
-        Ok(start)
+        Ok(self.pass.prepare(new))
     }
 
     fn attend(
@@ -49,9 +45,7 @@ impl<B: KernelBackend> KvCache<B> for FullCache<B> {
             .get_mut(layer)
             .ok_or(CacheError::NoSuchLayer { layer, layers })?;
         let new = k.dims()[2];
-        if new != self.pending || new == 0 {
-            return Err(CacheError::NotPrepared { layer });
-        }
+        self.pass.check(layer, new)?;
         let (k, v) = match slot.take() {
             None => (k, v),
             Some((k0, v0)) => {
@@ -73,7 +67,7 @@ impl<B: KernelBackend> KvCache<B> for FullCache<B> {
     }
 
     fn seen(&self) -> usize {
-        self.seen
+        self.pass.seen
     }
 
     fn bytes(&self) -> usize {

@@ -23,6 +23,7 @@ mod evicting;
 mod full;
 mod geometry;
 mod moments;
+mod pass;
 mod policy;
 mod record;
 pub mod scorer;
