@@ -307,7 +307,8 @@ impl WithBackend for Eval {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut summary = summary(&table(&outcomes), &cells, &lengths, &args.budgets, protocol);
+        let scores = table(&outcomes);
+        let mut summary = summary(&scores, &cells, &lengths, &args.budgets, protocol);
         for s in &skipped {
             summary.push_str(&format!("Skipped {s}\n"));
         }
@@ -315,7 +316,7 @@ impl WithBackend for Eval {
         fs::write(&summary_path, &summary).map_err(io(&summary_path))?;
         print!("{summary}");
         for &length in &lengths {
-            let plot = plot(&table(&outcomes), &cells, length, &args.budgets);
+            let plot = plot(&scores, &cells, length, &args.budgets);
             let path = args.out.join(format!("score-vs-budget-{length}.svg"));
             fs::write(&path, plot.svg()).map_err(io(&path))?;
         }
