@@ -9,6 +9,9 @@ mod corrected_attention;
 mod gguf_dequant;
 mod kvpress_parity;
 mod llama_fixtures;
+mod moment_kernel;
+#[cfg(all(feature = "wgpu", feature = "ndarray"))]
+mod momentkv_backends;
 mod passkey;
 mod qwen_fixtures;
 mod real_model;

@@ -11,6 +11,10 @@
 //! repeated keys. `rope` on burn-flex is one pass over contiguous memory (no BLAS needed).
 
 mod reference;
+mod summaries;
+
+#[cfg(feature = "cube")]
+mod cube;
 
 #[cfg(openblas)]
 mod blas;
@@ -19,7 +23,11 @@ mod flex;
 
 use burn::tensor::{backend::Backend, Tensor};
 
-pub use reference::{attention_reference, dense_reference, rope_reference};
+pub use reference::{
+    attention_reference, dense_reference, grouped_logits, moment_attention_reference,
+    rope_reference,
+};
+pub use summaries::Summaries;
 
 /// A burn backend with momentkv's extension ops.
 pub trait KernelBackend: Backend {
@@ -43,6 +51,29 @@ pub trait KernelBackend: Backend {
         attention_reference(q, k, v)
     }
 
+    /// Causal grouped-query attention over retained keys plus `S` virtual keys that stand for
+    /// evicted tokens (MomentKV's normalisation-corrected attention).
+    ///
+    /// With `a = q/√d`, summary `e` of `n_e` evicted tokens (key mean `μ_k`, value mean `μ_v`,
+    /// centred cross moment `C`) enters the softmax as one key with logit `a·μ_k + ln n_e` (plus
+    /// `ln(1 + ½ Σ_c a_c² σ²_c)` when `key_sq` holds `Σ (k − μ_k)²`, `σ² = key_sq / n_e`) and value
+    /// `μ_v + C a / n_e`; an empty summary (`n_e = 0`) has weight 0.
+    ///
+    /// - `q`: `[batch, heads, s, d]`; `k`, `v`: `[batch, kv_heads, t, d]`; query `i` sees slots
+    ///   `0..=t − s + i`; query head `h` reads KV head `h / (heads / kv_heads)`
+    /// - `bias`: `[batch, kv_heads, 1, t]`, 0 keeps a slot, −∞ masks it
+    /// - `moments`: see [`Summaries`]
+    /// - returns `[batch, heads, s, d]`
+    fn moment_attention(
+        q: Tensor<Self, 4>,
+        k: Tensor<Self, 4>,
+        v: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 4>>,
+        moments: Summaries<Self>,
+    ) -> Tensor<Self, 4> {
+        moment_attention_reference(q, k, v, bias, moments)
+    }
+
     /// Rotary position embedding in Hugging Face's `rotate_half` layout:
     /// `x·cos + rotate_half(x)·sin` with `rotate_half([x₁, x₂]) = [−x₂, x₁]` over the last axis.
     ///
@@ -60,9 +91,3 @@ pub trait KernelBackend: Backend {
 
 #[cfg(feature = "ndarray")]
 impl KernelBackend for burn::backend::NdArray {}
-
-#[cfg(feature = "wgpu")]
-impl KernelBackend for burn::backend::Wgpu {}
-
-#[cfg(feature = "cuda")]
-impl KernelBackend for burn::backend::Cuda {}

@@ -2,6 +2,8 @@
 
 use burn::tensor::{activation::softmax, backend::Backend, Bool, Tensor};
 
+use crate::Summaries;
+
 /// `x · wᵀ`: `x` `[m, k]`, `w` `[n, k]` → `[m, n]`.
 pub fn dense_reference<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>) -> Tensor<B, 2> {
     x.matmul(w.transpose())
@@ -20,14 +22,18 @@ pub fn rope_reference<B: Backend>(
     x * cos.reshape([1, s, 1, d]) + rotated * sin.reshape([1, s, 1, d])
 }
 
-/// Causal grouped-query attention; shapes as in [`crate::KernelBackend::causal_attention`].
+/// Scaled, masked logits of grouped queries, with the group folded into the query rows.
 ///
-/// The group is folded into the query rows (`[batch, kv_heads, g·s, d]`), so keys and values are
-/// never repeated in memory.
-pub fn attention_reference<B: Backend>(
+/// - `q`: `[batch, heads, s, d]`, `heads = g · kv_heads`; query `i` sees slots `0..=offset + i`
+/// - `k`: `[batch, kv_heads, t, d]`
+/// - `bias`: `[batch, kv_heads, 1, t]`, added to every row (0 keeps a slot, −∞ masks it)
+/// - returns `a·k` with `a = q/√d`, `[batch, kv_heads, g·s, t]` (rows `r·s..(r+1)·s` are the
+///   queries of head `kv·g + r`); keys never repeated in memory
+pub fn grouped_logits<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
-    v: Tensor<B, 4>,
+    bias: Option<Tensor<B, 4>>,
+    offset: usize,
 ) -> Tensor<B, 4> {
     let [batch, heads, s, d] = q.dims();
     let [_, kv_heads, t, _] = k.dims();
@@ -35,14 +41,78 @@ pub fn attention_reference<B: Backend>(
     let q = q
         .mul_scalar(1.0 / (d as f64).sqrt())
         .reshape([batch, kv_heads, group * s, d]);
-    let mut scores = q.matmul(k.swap_dims(2, 3));
-    if s > 1 {
-        let mask = Tensor::<B, 2, Bool>::tril_mask([s, t], (t - s) as i64, &scores.device())
+    let mut logits = q.matmul(k.swap_dims(2, 3));
+    // No mask when the first query already sees every slot.
+    if offset + 1 < t {
+        let mask = Tensor::<B, 2, Bool>::tril_mask([s, t], offset as i64, &logits.device())
             .repeat_dim(0, group)
             .reshape([1, 1, group * s, t]);
-        scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+        logits = logits.mask_fill(mask, f32::NEG_INFINITY);
     }
-    softmax(scores, 3).matmul(v).reshape([batch, heads, s, d])
+    if let Some(bias) = bias {
+        logits = logits + bias;
+    }
+    logits
+}
+
+/// Causal grouped-query attention; shapes as in [`crate::KernelBackend::causal_attention`].
+pub fn attention_reference<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let [batch, heads, s, d] = q.dims();
+    let t = k.dims()[2];
+    softmax(grouped_logits(q, k, None, t - s), 3)
+        .matmul(v)
+        .reshape([batch, heads, s, d])
+}
+
+/// Moment-corrected attention; shapes and math as in [`crate::KernelBackend::moment_attention`].
+///
+/// Softmax over the retained logits and the `S` virtual logits `a·μ_k + ln n` (`−∞` for an empty
+/// summary), then the retained values and the virtual values `μ_v + C a / n`.
+pub fn moment_attention_reference<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    bias: Option<Tensor<B, 4>>,
+    moments: Summaries<B>,
+) -> Tensor<B, 4> {
+    let [batch, heads, s, d] = q.dims();
+    let [_, kv_heads, t, _] = k.dims();
+    let group = heads / kv_heads;
+    let logits = grouped_logits(q.clone(), k, bias, t - s);
+    // a = q/√d with the group folded into rows: [b, kv, g·s, d].
+    let a = q
+        .mul_scalar(1.0 / (d as f64).sqrt())
+        .reshape([batch, kv_heads, group * s, d]);
+    let n = moments.count;
+    let summaries = n.dims()[2];
+    // Virtual logits a·μ_k + ln n: [b, kv, g·s, S].
+    let mut virtual_logit =
+        a.clone().matmul(moments.key_mean.swap_dims(2, 3)) + n.clone().log().swap_dims(2, 3);
+    if let Some(key_sq) = moments.key_sq {
+        // + ln(1 + ½ Σ_c a_c² σ_c²), σ² = Σ (k − μ_k)² / n.
+        let variance = key_sq / n.clone().clamp_min(1.0);
+        let second = a
+            .clone()
+            .powi_scalar(2)
+            .matmul(variance.swap_dims(2, 3))
+            .mul_scalar(0.5);
+        virtual_logit = virtual_logit + (second + 1.0).log();
+    }
+    let w = softmax(Tensor::cat(vec![logits, virtual_logit], 3), 3);
+    let mut out = w.clone().narrow(3, 0, t).matmul(v);
+    for summary in 0..summaries {
+        // Virtual value μ_v + C a / n, row form a Cᵀ: [b, kv, g·s, d].
+        let cross = moments.cross.clone().narrow(2, summary * d, d);
+        let value = moments.value_mean.clone().narrow(2, summary, 1)
+            + a.clone().matmul(cross.swap_dims(2, 3))
+                / n.clone().narrow(2, summary, 1).clamp_min(1.0);
+        out = out + w.clone().narrow(3, t + summary, 1) * value;
+    }
+    out.reshape([batch, heads, s, d])
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! `[batch, heads, s, d]` are the new tokens (or a block of them), grouped onto KV heads by
 //! folding the group into the query rows, `[batch, kv_heads, g·s, d]`.
 
-use burn::tensor::{activation::softmax, backend::Backend, Bool, Tensor};
+use burn::tensor::{activation::softmax, backend::Backend, Tensor};
+use momentkv_kernels::grouped_logits;
 
 /// Query rows attended per block in [`attention_with_mass`], bounding the weights held at once
 /// to `batch · heads · QUERY_BLOCK · t` floats.
@@ -23,25 +24,8 @@ pub(crate) fn logits<B: Backend>(
     first: usize,
     new: usize,
 ) -> Tensor<B, 4> {
-    let [batch, heads, s, d] = q.dims();
-    let [_, kv_heads, t, _] = k.dims();
-    let group = heads / kv_heads;
-    let q = q
-        .mul_scalar(1.0 / (d as f64).sqrt())
-        .reshape([batch, kv_heads, group * s, d]);
-    let mut logits = q.matmul(k.clone().swap_dims(2, 3));
-    let offset = t - new + first;
-    // Query `i` sees slots `0..=offset + i`; only the very last slot's query sees them all.
-    if offset + 1 < t {
-        let mask = Tensor::<B, 2, Bool>::tril_mask([s, t], offset as i64, &logits.device())
-            .repeat_dim(0, group)
-            .reshape([1, 1, group * s, t]);
-        logits = logits.mask_fill(mask, f32::NEG_INFINITY);
-    }
-    if let Some(bias) = bias {
-        logits = logits + bias.clone();
-    }
-    logits
+    let t = k.dims()[2];
+    grouped_logits(q, k.clone(), bias.cloned(), t - new + first)
 }
 
 /// Causal grouped attention of the `s` new tokens (the last `s` slots) over every slot, with

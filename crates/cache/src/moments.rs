@@ -33,7 +33,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::tensor::{activation::softmax, backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, Tensor};
+use momentkv_kernels::{KernelBackend, Summaries};
 
 /// Which terms of the expansion of `e^{a·k}` around `μ_k` the correction keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,6 +126,17 @@ impl<B: Backend> Moments<B> {
             value_mean,
             cross,
             key_sq,
+        }
+    }
+
+    /// These moments as [`KernelBackend::moment_attention`] reads them.
+    pub fn summaries_for_attention(&self) -> Summaries<B> {
+        Summaries {
+            count: self.count.clone(),
+            key_mean: self.key_mean.clone(),
+            value_mean: self.value_mean.clone(),
+            cross: self.cross.clone(),
+            key_sq: self.key_sq.clone(),
         }
     }
 
@@ -220,51 +232,18 @@ impl<B: Backend> Moments<B> {
 }
 
 /// Normalisation-corrected causal attention: [`crate::masked_attention`] over the retained slots
-/// plus the evicted set as one virtual key per KV head (see the module docs).
+/// plus each summary of the evicted set as one virtual key per KV head (see the module docs), by
+/// [`KernelBackend::moment_attention`] (a fused kernel on the cube backends).
 ///
 /// - `q`: `[batch, heads, s, d]`, the new tokens (the last `s` of the `t` slots)
 /// - `k`, `v`: `[batch, kv_heads, t, d]`; `bias`: `[batch, kv_heads, 1, t]` or `None`
 /// - returns `[batch, heads, s, d]`
-pub fn corrected_attention<B: Backend>(
+pub fn corrected_attention<B: KernelBackend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
     bias: Option<&Tensor<B, 4>>,
     moments: &Moments<B>,
 ) -> Tensor<B, 4> {
-    let [batch, heads, s, d] = q.dims();
-    let [_, kv_heads, _, _] = k.dims();
-    let group = heads / kv_heads;
-    let logits = crate::attention::logits(q.clone(), &k, bias, 0, s);
-    // a = q/√d with the group folded into rows: [b, kv, g·s, d].
-    let a = q
-        .mul_scalar(1.0 / (d as f64).sqrt())
-        .reshape([batch, kv_heads, group * s, d]);
-    let n = moments.count.clone();
-    let summaries = moments.summaries();
-    // Virtual logits a·μ_k + ln n (−∞ for an empty summary): [b, kv, g·s, S].
-    let mut virtual_logit = a.clone().matmul(moments.key_mean.clone().swap_dims(2, 3))
-        + n.clone().log().swap_dims(2, 3);
-    if let Some(key_sq) = &moments.key_sq {
-        // + ln(1 + ½ Σ_c a_c² σ_c²), σ² = Σ (k − μ_k)² / n.
-        let variance = key_sq.clone() / n.clone().clamp_min(1.0);
-        let second = a
-            .clone()
-            .powi_scalar(2)
-            .matmul(variance.swap_dims(2, 3))
-            .mul_scalar(0.5);
-        virtual_logit = virtual_logit + (second + 1.0).log();
-    }
-    let t = logits.dims()[3];
-    let w = softmax(Tensor::cat(vec![logits, virtual_logit], 3), 3);
-    let mut out = w.clone().narrow(3, 0, t).matmul(v);
-    for summary in 0..summaries {
-        // Virtual value μ_v + C a / n, row form a Cᵀ: [b, kv, g·s, d].
-        let cross = moments.cross.clone().narrow(2, summary * d, d);
-        let value = moments.value_mean.clone().narrow(2, summary, 1)
-            + a.clone().matmul(cross.swap_dims(2, 3))
-                / n.clone().narrow(2, summary, 1).clamp_min(1.0);
-        out = out + w.clone().narrow(3, t + summary, 1) * value;
-    }
-    out.reshape([batch, heads, s, d])
+    B::moment_attention(q, k, v, bias.cloned(), moments.summaries_for_attention())
 }

@@ -6,6 +6,7 @@ use momentkv::transformer::{generate, GenerateOptions, Generation, Sampler};
 use momentkv::{hub, load, Error, Model};
 
 use crate::cache_args::CacheArgs;
+use crate::kernel_bench::{self, KernelShape};
 use crate::ModelArgs;
 
 /// Text the benchmark prompt is cut from, repeated to the requested length.
@@ -39,6 +40,13 @@ pub struct BenchArgs {
     /// Print JSON (one object per measured run).
     #[arg(long)]
     pub json: bool,
+    /// Benchmark the decode-attention kernel on synthetic tensors instead of a model: unfused
+    /// tensor ops vs the fused kernel, without and with the moment correction, at `--budgets`
+    /// (128..4096 by default).
+    #[arg(long, conflicts_with_all = ["json", "prompt_file"])]
+    pub kernel: bool,
+    #[command(flatten)]
+    pub kernel_shape: KernelShape,
 }
 
 /// One measured generation.
@@ -138,6 +146,9 @@ impl WithBackend for Bench {
 
     fn run<B: KernelBackend>(self, device: B::Device) -> Result<(), Error> {
         let args = &self.0;
+        if args.kernel {
+            return kernel_bench::run::<B>(&args.kernel_shape, &args.budgets, &device);
+        }
         let path = hub::resolve(&args.model.model)?;
         let started = Instant::now();
         let model = load::load::<B>(&path, &device)?;

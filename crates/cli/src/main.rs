@@ -5,6 +5,7 @@ mod bench;
 mod cache_args;
 mod eval;
 mod generate;
+mod kernel_bench;
 mod passkey;
 
 use std::process::ExitCode;
