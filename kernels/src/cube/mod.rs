@@ -21,9 +21,24 @@ use crate::{moment_attention_reference, KernelBackend, Summaries};
 /// Most units per cube the kernel asks for; `d` above it falls back to the reference.
 const MAX_WIDTH: usize = 256;
 
-/// Keys each unit scores per chunk: a chunk of `W · PER_UNIT` keys costs two tree reductions
-/// (barriers) and `4 · W · PER_UNIT` bytes of shared memory (8 KB at `W = 256`).
-const PER_UNIT: usize = 8;
+/// Chunk weights held in shared memory per cube (`W · g · per_unit`, 8 KB of f32): a chunk costs
+/// two tree reductions (barriers), so larger chunks mean fewer.
+const CHUNK_FLOATS: usize = 2048;
+
+/// The launch's shape: cube width `W`, query heads per KV head `g`, keys per unit and chunk.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    width: usize,
+    group: usize,
+    per_unit: usize,
+}
+
+impl Plan {
+    /// Shared memory the kernel declares: queries, reduction buffer and chunk weights.
+    fn shared_bytes(self) -> usize {
+        4 * self.width * self.group * (2 + self.per_unit)
+    }
+}
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBackend
     for CubeBackend<R, F, I, BT>
@@ -35,12 +50,13 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
         bias: Option<Tensor<Self, 4>>,
         moments: Summaries<Self>,
     ) -> Tensor<Self, 4> {
-        let max_units = R::client(&q.device())
-            .properties()
-            .hardware
-            .max_units_per_cube;
-        let width = width(&q, &k, &bias, &moments);
-        let Some(width) = width.filter(|&w| w as u32 <= max_units) else {
+        let client = R::client(&q.device());
+        let hardware = &client.properties().hardware;
+        let plan = plan(&q, &k, &bias, &moments).filter(|p| {
+            p.width as u32 <= hardware.max_units_per_cube
+                && p.shared_bytes() <= hardware.max_shared_memory_size
+        });
+        let Some(plan) = plan else {
             return moment_attention_reference(q, k, v, bias, moments);
         };
         let raw = |t: Tensor<Self, 4>| t.into_primitive().tensor();
@@ -56,7 +72,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
             ],
             bias.map(raw),
             moments.key_sq.map(raw),
-            width,
+            plan,
         );
         Tensor::from_primitive(TensorPrimitive::Float(out))
     }
@@ -66,15 +82,16 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
     }
 }
 
-/// The cube width for these inputs, `None` where the kernel does not apply: mixed or unsupported
-/// dtypes, `heads` not a multiple of `kv_heads`, `t < s`, `d` over [`MAX_WIDTH`], or summary
-/// tensors whose shapes disagree.
-fn width<B: burn::tensor::backend::Backend>(
+/// The launch for these inputs, `None` where the kernel does not apply: mixed or unsupported
+/// dtypes, `heads` not a multiple of `kv_heads`, `t < s`, `d` over [`MAX_WIDTH`], a query group
+/// too large for shared memory (`W · g > CHUNK_FLOATS`), or summary tensors whose shapes
+/// disagree.
+fn plan<B: burn::tensor::backend::Backend>(
     q: &Tensor<B, 4>,
     k: &Tensor<B, 4>,
     bias: &Option<Tensor<B, 4>>,
     m: &Summaries<B>,
-) -> Option<usize> {
+) -> Option<Plan> {
     let [batch, heads, s, d] = q.dims();
     let [_, kv_heads, t, _] = k.dims();
     let summaries = m.count.dims()[2];
@@ -101,7 +118,13 @@ fn width<B: burn::tensor::backend::Backend>(
         && bias
             .as_ref()
             .is_none_or(|x| x.dims() == [batch, kv_heads, 1, t]);
-    fits.then(|| d.next_power_of_two().max(32))
+    let width = d.next_power_of_two().max(32);
+    let group = heads / kv_heads.max(1);
+    (fits && width * group <= CHUNK_FLOATS).then(|| Plan {
+        width,
+        group,
+        per_unit: CHUNK_FLOATS / (width * group),
+    })
 }
 
 /// Launches the kernel: `inputs` are `[q, k, v, count, key_mean, value_mean, cross]`.
@@ -109,10 +132,11 @@ fn launch<R: CubeRuntime>(
     inputs: [CubeTensor<R>; 7],
     bias: Option<CubeTensor<R>>,
     key_sq: Option<CubeTensor<R>>,
-    width: usize,
+    plan: Plan,
 ) -> CubeTensor<R> {
     let [q, k, v, count, key_mean, value_mean, cross] = inputs.map(into_contiguous);
     let [batch, heads, s, d] = q.shape().dims::<4>();
+    let kv_heads = k.shape().dims::<4>()[1];
     let client = q.client.clone();
     let dtype = q.dtype;
     let out = empty_device_contiguous_dtype::<R>(
@@ -129,8 +153,8 @@ fn launch<R: CubeRuntime>(
         .unwrap_or_else(|| key_mean.clone());
     kernel::moment_attention_kernel::launch::<R>(
         &client,
-        CubeCount::Static(s as u32, heads as u32, batch as u32),
-        CubeDim::new_1d(width as u32),
+        CubeCount::Static(s as u32, kv_heads as u32, batch as u32),
+        CubeDim::new_1d(plan.width as u32),
         q.into_tensor_arg(),
         k.into_tensor_arg(),
         v.into_tensor_arg(),
@@ -141,8 +165,9 @@ fn launch<R: CubeRuntime>(
         cross.into_tensor_arg(),
         key_sq.into_tensor_arg(),
         out.clone().into_tensor_arg(),
-        width,
-        PER_UNIT,
+        plan.width,
+        plan.group,
+        plan.per_unit,
         has_bias,
         second_order,
         dtype.into(),
