@@ -13,6 +13,8 @@
 mod reference;
 mod summaries;
 
+#[cfg(feature = "autodiff")]
+mod autodiff;
 #[cfg(feature = "cube")]
 mod cube;
 
