@@ -68,6 +68,17 @@ impl<B: KernelBackend> Step<B> {
         }
     }
 
+    /// The step by [`KernelBackend::moment_attention`] with `moments`.
+    fn fused(&self, moments: &Summaries<B>) -> Tensor<B, 4> {
+        B::moment_attention(
+            self.q.clone(),
+            self.k.clone(),
+            self.v.clone(),
+            None,
+            moments.clone(),
+        )
+    }
+
     /// Bytes one step must read at least: q, k, v, one summary, and the output written.
     fn bytes(&self) -> usize {
         let size = |t: &Tensor<B, 4>| t.shape().num_elements() * t.dtype().size();
@@ -168,24 +179,8 @@ pub fn run<B: KernelBackend>(
                 step.moments.clone(),
             )
         })?;
-        let fused = time(device, iters, || {
-            B::moment_attention(
-                step.q.clone(),
-                step.k.clone(),
-                step.v.clone(),
-                None,
-                step.empty.clone(),
-            )
-        })?;
-        let fused_corrected = time(device, iters, || {
-            B::moment_attention(
-                step.q.clone(),
-                step.k.clone(),
-                step.v.clone(),
-                None,
-                step.moments.clone(),
-            )
-        })?;
+        let fused = time(device, iters, || step.fused(&step.empty))?;
+        let fused_corrected = time(device, iters, || step.fused(&step.moments))?;
         let gbs = step.bytes() as f64 / fused_corrected / 1e9;
         let roofline = shape
             .peak_gbs
