@@ -18,34 +18,27 @@ use cubecl::prelude::*;
 /// Bias entries at or below this mask their slot (the cache writes −∞).
 const MASKED: f32 = -1.0e30;
 
-/// Tree sums of the `group` segments `buf[r·W..(r+1)·W]` into `buf[r·W]`; every unit must call
-/// it (it holds barriers).
+/// Tree reductions of the `group` segments `buf[r·W..(r+1)·W]` into `buf[r·W]`: maxima when
+/// `max`, else sums. Every unit must call it (it holds barriers).
 #[cube]
-fn tree_sum(buf: &mut SharedMemory<f32>, u: usize, #[comptime] group: usize) {
+fn tree_reduce(
+    buf: &mut SharedMemory<f32>,
+    u: usize,
+    #[comptime] group: usize,
+    #[comptime] max: bool,
+) {
     sync_cube();
     let w = CUBE_DIM_X as usize;
     let mut half = w / 2;
     while half > 0 {
         if u < half {
             for r in 0..group {
-                buf[r * w + u] += buf[r * w + u + half];
-            }
-        }
-        sync_cube();
-        half /= 2;
-    }
-}
-
-/// Tree maxima of the `group` segments of `buf` into `buf[r·W]`; every unit must call it.
-#[cube]
-fn tree_max(buf: &mut SharedMemory<f32>, u: usize, #[comptime] group: usize) {
-    sync_cube();
-    let w = CUBE_DIM_X as usize;
-    let mut half = w / 2;
-    while half > 0 {
-        if u < half {
-            for r in 0..group {
-                buf[r * w + u] = f32::max(buf[r * w + u], buf[r * w + u + half]);
+                let (at, other) = (r * w + u, r * w + u + half);
+                if max {
+                    buf[at] = f32::max(buf[at], buf[other]);
+                } else {
+                    buf[at] += buf[other];
+                }
             }
         }
         sync_cube();
@@ -164,7 +157,7 @@ pub(crate) fn moment_attention_kernel<F: Float>(
         for r in 0..group {
             red[r * w + u] = top[r];
         }
-        tree_max(&mut red, u, group);
+        tree_reduce(&mut red, u, group, true);
         for r in 0..group {
             // Reuse `top` for the new running max and `dot` for this unit's weight sum.
             top[r] = f32::max(m[r], red[r * w]);
@@ -186,7 +179,7 @@ pub(crate) fn moment_attention_kernel<F: Float>(
         for r in 0..group {
             red[r * w + u] = dot[r];
         }
-        tree_sum(&mut red, u, group);
+        tree_reduce(&mut red, u, group, false);
         for r in 0..group {
             let alpha = (m[r] - top[r]).exp();
             l[r] = l[r] * alpha + red[r * w];
@@ -220,7 +213,7 @@ pub(crate) fn moment_attention_kernel<F: Float>(
             for r in 0..group {
                 red[r * w + u] = a[r * w + u] * mu;
             }
-            tree_sum(&mut red, u, group);
+            tree_reduce(&mut red, u, group, false);
             for r in 0..group {
                 top[r] = red[r * w] + n.ln();
             }
@@ -234,7 +227,7 @@ pub(crate) fn moment_attention_kernel<F: Float>(
                     let a_u = a[r * w + u];
                     red[r * w + u] = a_u * a_u * var;
                 }
-                tree_sum(&mut red, u, group);
+                tree_reduce(&mut red, u, group, false);
                 for r in 0..group {
                     top[r] += (f32::new(1.0) + f32::new(0.5) * red[r * w]).ln();
                 }
