@@ -1,7 +1,7 @@
 //! Line plots as standalone SVG: score against budget, error against layer.
 //!
 //! Small on purpose: linear axes with rounded ticks, one polyline with markers per series, a
-//! legend; no dependency beyond string formatting.
+//! legend sized to its longest name; no dependency beyond string formatting.
 
 use std::fmt::Write;
 
@@ -21,17 +21,39 @@ pub struct LinePlot {
     pub x_at_data: bool,
 }
 
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 440.0;
+/// The plotting area, in pixels; the legend to its right grows with the names and their count.
+const PLOT_WIDTH: f64 = 490.0;
+const PLOT_HEIGHT: f64 = 345.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 200.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 55.0;
+/// Legend: the sample line, then the name; one row per series.
+const LEGEND_GAP: f64 = 12.0;
+const LEGEND_LINE: f64 = 20.0;
+const LEGEND_ROW: f64 = 18.0;
+/// Width allowed per character of a 12 px sans-serif name: 0.64 em, a digit's, `=`'s or `+`'s
+/// width, above the average over policy names, so that names do not clip.
+const CHAR_WIDTH: f64 = 7.7;
 
-/// Colour-blind-safe palette (Okabe–Ito), cycled.
+/// Colour-blind-safe palette (Okabe–Ito).
 const COLOURS: [&str; 8] = [
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
 ];
+/// Once the colours are used up they repeat with the next dash pattern, so no two series look
+/// alike (24 distinct styles).
+const DASHES: [&str; 3] = ["", "8 4", "2 3"];
+
+/// The stroke of series `i`: its colour and, past the first round of colours, a dash pattern.
+fn stroke(i: usize) -> (&'static str, String) {
+    let colour = COLOURS[i % COLOURS.len()];
+    let dash = DASHES[(i / COLOURS.len()) % DASHES.len()];
+    let dash = if dash.is_empty() {
+        String::new()
+    } else {
+        format!(r#" stroke-dasharray="{dash}""#)
+    };
+    (colour, dash)
+}
 
 /// About five round ticks covering `[lo, hi]`: multiples of 1, 2, 2.5 or 5 times a power of ten,
 /// computed as `i·m / 10^k` so that 0.6 is 0.6 and not 0.6000000000000001.
@@ -96,13 +118,22 @@ impl LinePlot {
             x1 = x0 + 1.0;
         }
         y1 = if y1 <= y0 { y0 + 1.0 } else { y1 * 1.05 };
-        let (pw, ph) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+        let (pw, ph) = (PLOT_WIDTH, PLOT_HEIGHT);
+        let longest = self
+            .series
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let width = LEFT + pw + LEGEND_GAP + LEGEND_LINE + 6.0 + CHAR_WIDTH * longest as f64 + 10.0;
+        let rows = TOP + 10.0 + LEGEND_ROW * self.series.len() as f64;
+        let height = (TOP + ph).max(rows) + BOTTOM;
         let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
         let sy = |y: f64| TOP + ph - (y - y0) / (y1 - y0) * ph;
         let mut svg = String::new();
         let _ = write!(
             svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="12">"#
         );
         let _ = write!(
             svg,
@@ -145,13 +176,13 @@ impl LinePlot {
             svg,
             r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/><text x="{}" y="{}" text-anchor="middle">{}</text><text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"##,
             LEFT + pw / 2.0,
-            HEIGHT - 14.0,
+            TOP + ph + BOTTOM - 14.0,
             escape(&self.x_label),
             TOP + ph / 2.0,
             escape(&self.y_label)
         );
         for (i, s) in self.series.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
+            let (colour, dash) = stroke(i);
             let path: Vec<String> = s
                 .points
                 .iter()
@@ -160,20 +191,20 @@ impl LinePlot {
                 .collect();
             let _ = write!(
                 svg,
-                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{}"/>"#,
                 path.join(" ")
             );
             for p in &path {
                 let (x, y) = p.split_once(',').expect("formatted as x,y");
                 let _ = write!(svg, r#"<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>"#);
             }
-            let ly = TOP + 10.0 + 18.0 * i as f64;
+            let ly = TOP + 10.0 + LEGEND_ROW * i as f64;
             let _ = write!(
                 svg,
-                r#"<line x1="{0}" y1="{ly}" x2="{1}" y2="{ly}" stroke="{colour}" stroke-width="2"/><text x="{2}" y="{3}">{4}</text>"#,
-                LEFT + pw + 12.0,
-                LEFT + pw + 32.0,
-                LEFT + pw + 38.0,
+                r#"<line x1="{0}" y1="{ly}" x2="{1}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/><text x="{2}" y="{3}">{4}</text>"#,
+                LEFT + pw + LEGEND_GAP,
+                LEFT + pw + LEGEND_GAP + LEGEND_LINE,
+                LEFT + pw + LEGEND_GAP + LEGEND_LINE + 6.0,
                 ly + 4.0,
                 escape(&s.name)
             );
@@ -220,5 +251,47 @@ mod tests {
         assert!(svg.contains("score &lt;vs&gt; budget"));
         // x ticks at the budgets: 64, 128, 256.
         assert!(svg.contains(">128</text>") && svg.contains(">256</text>"));
+    }
+
+    #[test]
+    fn many_series_stay_distinct_and_long_names_fit() {
+        let long = "snapkv+moments:window=32,kernel=15";
+        let series = (0..20)
+            .map(|i| Series {
+                name: if i == 19 {
+                    long.into()
+                } else {
+                    format!("p{i}")
+                },
+                points: vec![(64.0, i as f64), (128.0, i as f64 + 1.0)],
+            })
+            .collect();
+        let plot = LinePlot {
+            title: "t".into(),
+            x_label: "budget".into(),
+            y_label: "score".into(),
+            series,
+            x_at_data: true,
+        };
+        let svg = plot.svg();
+        let styles: Vec<_> = (0..20).map(stroke).collect();
+        for (i, a) in styles.iter().enumerate() {
+            assert!(
+                !styles[..i].contains(a),
+                "series {i} repeats an earlier style"
+            );
+        }
+        // Polyline and legend line of series 8 carry the first dash pattern.
+        assert_eq!(svg.matches(r#"stroke-dasharray="8 4""#).count(), 16);
+        let attr = |name: &str| -> f64 {
+            let from = svg.find(&format!(r#"{name}=""#)).unwrap() + name.len() + 2;
+            svg[from..from + svg[from..].find('"').unwrap()]
+                .parse()
+                .unwrap()
+        };
+        // The legend text starts at 598 px; 34 characters need 262 px.
+        assert!(attr("width") >= 598.0 + 7.7 * long.chars().count() as f64);
+        // Twenty legend rows (50 + 19·18 px) run past the 385 px plot bottom: the SVG grows.
+        assert!(attr("height") >= 50.0 + 19.0 * 18.0 + 55.0);
     }
 }
