@@ -8,7 +8,7 @@
 //! Runs on the cube backends: wgpu (software Vulkan on CI) and CUDA where a device exists.
 
 use burn::tensor::{backend::Backend, DType, FloatDType, Tensor, TensorData};
-use momentkv::kernels::{KernelBackend, Summaries};
+use momentkv::kernels::{KernelBackend, Moments};
 
 /// One case: `[heads, kv_heads, s, t, d, summaries]`, with or without padding holes and the
 /// second-order term, and the standard deviation of queries (logit scale).
@@ -138,7 +138,7 @@ fn build<B: Backend>(
     Tensor<B, 4>,
     Tensor<B, 4>,
     Option<Tensor<B, 4>>,
-    Summaries<B>,
+    Moments<B>,
 ) {
     let mut t = x.tensors.iter().map(|(data, shape)| {
         Tensor::<B, 4>::from_data(TensorData::new(data.clone(), *shape), device).cast(dtype)
@@ -147,7 +147,7 @@ fn build<B: Backend>(
     let (q, k, v) = (next(), next(), next());
     let (count, key_mean, value_mean, cross) = (next(), next(), next(), next());
     let (bias, key_sq) = (next(), next());
-    let moments = Summaries {
+    let moments = Moments {
         count,
         key_mean,
         value_mean,

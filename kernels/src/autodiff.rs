@@ -15,14 +15,14 @@ mod tests {
     use burn::backend::{Autodiff, NdArray};
     use burn::tensor::{Distribution, Tensor};
 
-    use crate::{KernelBackend, Summaries};
+    use crate::{KernelBackend, Moments};
 
     type B = Autodiff<NdArray>;
 
-    fn summaries(device: &NdArrayDevice) -> Summaries<B> {
+    fn summaries(device: &NdArrayDevice) -> Moments<B> {
         let normal =
             |dims: [usize; 4]| Tensor::random(dims, Distribution::Normal(0.0, 1.0), device);
-        Summaries {
+        Moments {
             count: Tensor::from_floats([[[[5.0]], [[0.0]]]], device),
             key_mean: normal([1, 2, 1, 8]),
             value_mean: normal([1, 2, 1, 8]),

@@ -10,8 +10,8 @@
 //! `sgemm`s per KV head around an in-place causal softmax, without materialising masks or
 //! repeated keys. `rope` on burn-flex is one pass over contiguous memory (no BLAS needed).
 
+mod moments;
 mod reference;
-mod summaries;
 
 #[cfg(feature = "autodiff")]
 mod autodiff;
@@ -25,11 +25,11 @@ mod flex;
 
 use burn::tensor::{backend::Backend, Tensor};
 
+pub use moments::{Moments, Order};
 pub use reference::{
     attention_reference, dense_reference, grouped_logits, moment_attention_reference,
     rope_reference,
 };
-pub use summaries::Summaries;
 
 /// A burn backend with momentkv's extension ops.
 pub trait KernelBackend: Backend {
@@ -64,14 +64,14 @@ pub trait KernelBackend: Backend {
     /// - `q`: `[batch, heads, s, d]`; `k`, `v`: `[batch, kv_heads, t, d]`; query `i` sees slots
     ///   `0..=t − s + i`; query head `h` reads KV head `h / (heads / kv_heads)`
     /// - `bias`: `[batch, kv_heads, 1, t]`, 0 keeps a slot, −∞ masks it
-    /// - `moments`: see [`Summaries`]
+    /// - `moments`: see [`Moments`]
     /// - returns `[batch, heads, s, d]`
     fn moment_attention(
         q: Tensor<Self, 4>,
         k: Tensor<Self, 4>,
         v: Tensor<Self, 4>,
         bias: Option<Tensor<Self, 4>>,
-        moments: Summaries<Self>,
+        moments: Moments<Self>,
     ) -> Tensor<Self, 4> {
         moment_attention_reference(q, k, v, bias, moments)
     }

@@ -2,7 +2,7 @@
 
 use burn::tensor::{activation::softmax, backend::Backend, Bool, Tensor};
 
-use crate::Summaries;
+use crate::Moments;
 
 /// `x · wᵀ`: `x` `[m, k]`, `w` `[n, k]` → `[m, n]`.
 pub fn dense_reference<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>) -> Tensor<B, 2> {
@@ -77,7 +77,7 @@ pub fn moment_attention_reference<B: Backend>(
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
     bias: Option<Tensor<B, 4>>,
-    moments: Summaries<B>,
+    moments: Moments<B>,
 ) -> Tensor<B, 4> {
     let [batch, heads, s, d] = q.dims();
     let [_, kv_heads, t, _] = k.dims();

@@ -29,9 +29,10 @@ pub(crate) fn logits<B: Backend>(
 }
 
 /// Causal grouped attention of the `s` new tokens (the last `s` slots) over every slot, with
-/// padding slots masked by `bias` (see [`logits`]).
+/// padding slots masked by `bias`.
 ///
 /// - `q`: `[batch, heads, s, d]`; `k`, `v`: `[batch, kv_heads, t, d]`
+/// - `bias`: `[batch, kv_heads, 1, t]`, 0 keeps a slot, −∞ masks it
 /// - returns `[batch, heads, s, d]`
 pub fn masked_attention<B: Backend>(
     q: Tensor<B, 4>,

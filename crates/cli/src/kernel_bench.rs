@@ -5,9 +5,7 @@
 use std::time::Instant;
 
 use burn::tensor::{Distribution, Tensor};
-use momentkv::kernels::{
-    attention_reference, moment_attention_reference, KernelBackend, Summaries,
-};
+use momentkv::kernels::{attention_reference, moment_attention_reference, KernelBackend, Moments};
 use momentkv::Error;
 
 /// Attention geometry and timing options of the kernel benchmark.
@@ -39,8 +37,8 @@ struct Step<B: KernelBackend> {
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
-    moments: Summaries<B>,
-    empty: Summaries<B>,
+    moments: Moments<B>,
+    empty: Moments<B>,
 }
 
 impl<B: KernelBackend> Step<B> {
@@ -48,14 +46,14 @@ impl<B: KernelBackend> Step<B> {
         let (h, kv, d) = (shape.heads, shape.kv_heads, shape.head_dim);
         let normal =
             |dims: [usize; 4]| Tensor::random(dims, Distribution::Normal(0.0, 1.0), device);
-        let moments = Summaries {
+        let moments = Moments {
             count: Tensor::full([1, kv, 1, 1], 1000.0, device),
             key_mean: normal([1, kv, 1, d]),
             value_mean: normal([1, kv, 1, d]),
             cross: normal([1, kv, d, d]),
             key_sq: None,
         };
-        let empty = Summaries {
+        let empty = Moments {
             count: Tensor::zeros([1, kv, 1, 1], device),
             ..moments.clone()
         };
@@ -69,7 +67,7 @@ impl<B: KernelBackend> Step<B> {
     }
 
     /// The step by [`KernelBackend::moment_attention`] with `moments`.
-    fn fused(&self, moments: &Summaries<B>) -> Tensor<B, 4> {
+    fn fused(&self, moments: &Moments<B>) -> Tensor<B, 4> {
         B::moment_attention(
             self.q.clone(),
             self.k.clone(),

@@ -11,7 +11,7 @@ use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
 
-use crate::{KernelBackend, Summaries};
+use crate::{KernelBackend, Moments};
 
 impl<B: FusionBackend + KernelBackend> KernelBackend for Fusion<B> {
     fn moment_attention(
@@ -19,7 +19,7 @@ impl<B: FusionBackend + KernelBackend> KernelBackend for Fusion<B> {
         k: Tensor<Self, 4>,
         v: Tensor<Self, 4>,
         bias: Option<Tensor<Self, 4>>,
-        moments: Summaries<Self>,
+        moments: Moments<Self>,
     ) -> Tensor<Self, 4> {
         let [batch, heads, s, d] = q.dims();
         let (has_bias, second_order) = (bias.is_some(), moments.key_sq.is_some());
@@ -80,7 +80,7 @@ impl<B: FusionBackend + KernelBackend> Operation<B::FusionRuntime> for MomentAtt
         let (count, key_mean, value_mean, cross) = (next(), next(), next(), next());
         let bias = self.has_bias.then(&mut next);
         let key_sq = self.second_order.then(&mut next);
-        let moments = Summaries {
+        let moments = Moments {
             count,
             key_mean,
             value_mean,

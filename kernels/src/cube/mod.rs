@@ -16,7 +16,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
-use crate::{moment_attention_reference, KernelBackend, Summaries};
+use crate::{moment_attention_reference, KernelBackend, Moments};
 
 /// Most units per cube the kernel asks for; `d` above it falls back to the reference.
 const MAX_WIDTH: usize = 256;
@@ -48,7 +48,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
         k: Tensor<Self, 4>,
         v: Tensor<Self, 4>,
         bias: Option<Tensor<Self, 4>>,
-        moments: Summaries<Self>,
+        moments: Moments<Self>,
     ) -> Tensor<Self, 4> {
         let client = R::client(&q.device());
         let hardware = &client.properties().hardware;
@@ -90,7 +90,7 @@ fn plan<B: burn::tensor::backend::Backend>(
     q: &Tensor<B, 4>,
     k: &Tensor<B, 4>,
     bias: &Option<Tensor<B, 4>>,
-    m: &Summaries<B>,
+    m: &Moments<B>,
 ) -> Option<Plan> {
     let [batch, heads, s, d] = q.dims();
     let [_, kv_heads, t, _] = k.dims();
