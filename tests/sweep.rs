@@ -31,6 +31,7 @@ pub fn forks_answer_like_fresh_caches<B: KernelBackend>(device: B::Device, _tol:
         ("h2o", Some(24)),
         ("expected", Some(32)),
         ("momentkv:window=8", Some(24)),
+        ("laprox:window=8", Some(24)),
     ]
     .into_iter()
     .map(|(p, b)| Cell {

@@ -13,6 +13,11 @@ pub enum CacheError {
         found: Vec<usize>,
         expected: Vec<usize>,
     },
+    #[error(
+        "layer {layer}: policy '{policy}' scores tokens by the layer's output projection, which \
+         the model never handed to the cache (KvCache::output_projection)"
+    )]
+    NoOutputProjection { layer: usize, policy: String },
     #[error("unknown policy '{name}'; known policies: {known}")]
     UnknownPolicy { name: String, known: String },
     #[error("policy '{policy}' has no parameter '{key}'; its parameters: {known}")]

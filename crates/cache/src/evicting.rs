@@ -4,7 +4,7 @@ use momentkv_kernels::KernelBackend;
 use crate::attention::{attention_with_mass, masked_attention};
 use crate::moments::corrected_attention;
 use crate::pass::Pass;
-use crate::scorer::{QueryNeed, QUERY_BUFFER};
+use crate::scorer::{output_gram, QueryNeed, QUERY_BUFFER};
 use crate::select::{select, Rules};
 use crate::store::LayerStore;
 use crate::{
@@ -26,6 +26,8 @@ pub struct EvictingCache<B: KernelBackend> {
     budget: Budget,
     at: EvictAt,
     layers: Vec<Option<LayerStore<B>>>,
+    /// Per layer, the output-projection Gram ([`output_gram`]) when the policy reads it.
+    outputs: Vec<Option<Tensor<B, 4>>>,
     pass: Pass,
     phase: Phase,
     evicted: usize,
@@ -66,6 +68,7 @@ impl<B: KernelBackend> EvictingCache<B> {
         }
         Ok(Self {
             layers: (0..geometry.layers).map(|_| None).collect(),
+            outputs: (0..geometry.layers).map(|_| None).collect(),
             geometry,
             policy,
             budget,
@@ -122,6 +125,16 @@ impl<B: KernelBackend> EvictingCache<B> {
             };
             if cache.policy.needs_mass() {
                 store.mass = recorded.mass.cloned();
+            }
+            if cache.policy.needs_output() {
+                let weight = recorded.output.ok_or_else(|| {
+                    CacheError::Fork(format!(
+                        "'{}' reads layer {layer}'s output projection, which the record never \
+                         received",
+                        cache.policy.spec
+                    ))
+                })?;
+                cache.output_projection(layer, weight)?;
             }
             cache.layers[layer] = Some(store);
             if cache.policy.evicts() {
@@ -232,6 +245,7 @@ impl<B: KernelBackend> EvictingCache<B> {
             seen: self.pass.seen,
             keep,
             moments: store.moments.as_ref(),
+            output: self.outputs[layer].as_ref(),
         };
         let scorer = self.policy.scorer.as_ref().expect("evicting policy");
         let scores = scorer.score(&obs);
@@ -279,6 +293,12 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
         }
         let new = k.dims()[2];
         self.pass.check(layer, new)?;
+        if self.policy.needs_output() && self.outputs[layer].is_none() {
+            return Err(CacheError::NoOutputProjection {
+                layer,
+                policy: self.policy.spec.clone(),
+            });
+        }
         let g = &self.geometry;
         let [b, _, _, _] = k.dims();
         for (what, x, heads) in [
@@ -362,6 +382,21 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
         }
         self.trim_query_buffer(layer);
         Ok(out)
+    }
+
+    fn output_projection(&mut self, layer: usize, weight: &Tensor<B, 2>) -> Result<(), CacheError> {
+        if !self.policy.needs_output() {
+            return Ok(());
+        }
+        let layers = self.outputs.len();
+        let slot = self
+            .outputs
+            .get_mut(layer)
+            .ok_or(CacheError::NoSuchLayer { layer, layers })?;
+        if slot.is_none() {
+            *slot = Some(output_gram(layer, weight, &self.geometry)?);
+        }
+        Ok(())
     }
 
     fn seen(&self) -> usize {

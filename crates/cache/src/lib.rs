@@ -77,6 +77,18 @@ pub trait KvCache<B: KernelBackend> {
         v: Tensor<B, 4>,
     ) -> Result<Tensor<B, 4>, CacheError>;
 
+    /// Hands over layer `layer`'s attention output projection, `[hidden, heads · head_dim]` (the
+    /// checkpoint's layout), for policies that score tokens by what they contribute to the layer's
+    /// output (LaProx). Models call it before each [`Self::attend`]; a cache keeps what it needs
+    /// from the first call per layer and ignores the rest.
+    fn output_projection(
+        &mut self,
+        _layer: usize,
+        _weight: &Tensor<B, 2>,
+    ) -> Result<(), CacheError> {
+        Ok(())
+    }
+
     /// Tokens seen so far: the position the next token will take.
     fn seen(&self) -> usize;
 

@@ -134,6 +134,10 @@ impl<B: Backend> Policy<B> {
         self.moments || self.scorer.as_ref().is_some_and(|s| s.needs_moments())
     }
 
+    pub(crate) fn needs_output(&self) -> bool {
+        self.scorer.as_ref().is_some_and(|s| s.needs_output())
+    }
+
     pub(crate) fn needs_mass(&self) -> bool {
         self.scorer.as_ref().is_some_and(|s| s.needs_mass())
     }

@@ -20,6 +20,9 @@ pub struct PrefillRecord<B: KernelBackend> {
     queries: Vec<Option<Tensor<B, 4>>>,
     /// Per layer, `[batch, kv_heads, seq]`, when recorded.
     mass: Option<Vec<Option<Tensor<B, 3>>>>,
+    /// Per layer, the output projection `[hidden, heads · head_dim]`, when the model handed it
+    /// over.
+    outputs: Vec<Option<Tensor<B, 2>>>,
     passes: usize,
 }
 
@@ -33,6 +36,8 @@ pub(crate) struct RecordedLayer<'a, B: KernelBackend> {
     pub queries: &'a Tensor<B, 4>,
     /// `[batch, kv_heads, seq]`, when recorded.
     pub mass: Option<&'a Tensor<B, 3>>,
+    /// `[hidden, heads · head_dim]`, when handed over.
+    pub output: Option<&'a Tensor<B, 2>>,
 }
 
 impl<B: KernelBackend> PrefillRecord<B> {
@@ -43,6 +48,7 @@ impl<B: KernelBackend> PrefillRecord<B> {
             full: FullCache::new(layers),
             queries: (0..layers).map(|_| None).collect(),
             mass: with_mass.then(|| (0..layers).map(|_| None).collect()),
+            outputs: (0..layers).map(|_| None).collect(),
             passes: 0,
         }
     }
@@ -65,6 +71,7 @@ impl<B: KernelBackend> PrefillRecord<B> {
             values,
             queries,
             mass,
+            output: self.outputs[layer].as_ref(),
         })
     }
 
@@ -99,6 +106,16 @@ impl<B: KernelBackend> KvCache<B> for PrefillRecord<B> {
         }
         self.queries[layer] = Some(q);
         Ok(out)
+    }
+
+    fn output_projection(&mut self, layer: usize, weight: &Tensor<B, 2>) -> Result<(), CacheError> {
+        let layers = self.outputs.len();
+        let slot = self
+            .outputs
+            .get_mut(layer)
+            .ok_or(CacheError::NoSuchLayer { layer, layers })?;
+        slot.get_or_insert_with(|| weight.clone());
+        Ok(())
     }
 
     fn seen(&self) -> usize {

@@ -6,8 +6,8 @@ use std::str::FromStr;
 use burn::tensor::backend::Backend;
 
 use crate::scorer::{
-    ExpectedAttention, KNorm, KeyDiff, MomentInformed, ObservedAttention, Random, SnapKv,
-    StreamingLlm, Tova,
+    ExpectedAttention, KNorm, KeyDiff, MomentInformed, ObservedAttention, OutputAware, Random,
+    SnapKv, StreamingLlm, Tova,
 };
 use crate::{Allocation, CacheError, LayerBudget, Policy};
 
@@ -101,6 +101,25 @@ const MOMENTKV_PARAMS: &[(&str, &str, &str)] = &[
         "correct",
         "true",
         "correct attention with the moments (false: moment-informed eviction alone)",
+    ),
+];
+
+const LAPROX_PARAMS: &[(&str, &str, &str)] = &[
+    (
+        "window",
+        "64",
+        "observation window: the last queries whose attention scores tokens (also protected)",
+    ),
+    (
+        "kernel",
+        "5",
+        "odd width of the average pooling over positions",
+    ),
+    (
+        "alpha",
+        "0.2",
+        "each head keeps at least this share of the uniform budget; the rest goes to the \
+         layer's best scores across heads",
     ),
 ];
 
@@ -216,6 +235,14 @@ pub const POLICIES: &[PolicyInfo] = &[
                   (each token's first-order error on the window's queries), and correct \
                   attention with those moments",
         params: MOMENTKV_PARAMS,
+    },
+    PolicyInfo {
+        name: "laprox",
+        aliases: &["output_aware"],
+        summary: "LaProx-style output-aware scoring: each token's contribution to the layer's \
+                  projected output over the window, cross-head terms included, with the \
+                  layer's budget shared among heads by score",
+        params: LAPROX_PARAMS,
     },
 ];
 
@@ -390,7 +417,7 @@ impl PolicySpec {
                         "scorer",
                         inner,
                         "expected a scoring policy: random, streaming, h2o, \
-                           snapkv, tova, knorm, keydiff, expected or momentkv",
+                           snapkv, tova, knorm, keydiff, expected, momentkv or laprox",
                     )
                 })?;
             let alpha = p.f64_in("alpha", 0.2, 0.0, 1.0)?;
@@ -533,6 +560,21 @@ fn scored<B: Backend>(name: &str, spec: &str, p: &mut Params) -> Result<Policy<B
                         window: s.window,
                         kernel: s.kernel,
                         refine,
+                    },
+                )
+            }
+        }
+        "laprox" => {
+            let s = snapkv(p)?;
+            let alpha = p.f64_in("alpha", 0.2, 0.0, 1.0)?;
+            Policy {
+                recent: s.window,
+                allocation: Allocation::Adaptive { alpha },
+                ..Policy::scored(
+                    spec,
+                    OutputAware {
+                        window: s.window,
+                        kernel: s.kernel,
                     },
                 )
             }

@@ -398,6 +398,204 @@ fn momentkv_evicts_what_the_summary_captures_and_keeps_outliers_on_both_sides() 
     }
 }
 
+/// Values for `prefill_with`: token `j` of the single head carries `values[j]`.
+fn prefill_with(
+    cache: &mut EvictingCache<B>,
+    queries: Tensor<B, 4>,
+    keys: &[[f32; D]],
+    values: &[[f32; D]],
+    output: &Tensor<B, 2>,
+) {
+    let s = keys.len();
+    cache.prepare(s, Phase::Prefill).unwrap();
+    cache.output_projection(0, output).unwrap();
+    cache
+        .attend(
+            0,
+            queries,
+            tensor(keys, [1, 1, s]),
+            tensor(values, [1, 1, s]),
+        )
+        .unwrap();
+}
+
+/// `[rows, cols]` from a row-major slice.
+fn matrix(data: Vec<f32>, rows: usize, cols: usize) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(data, [rows, cols]), &Default::default())
+}
+
+#[test]
+fn laprox_evicts_a_strongly_attended_token_the_output_projection_discards() {
+    // Tokens 2 and 5 share the key the window's queries look along, so their attention ties.
+    // The output projection drops channel 3, where token 5's value lies: SnapKV breaks the tie
+    // for the more recent token 5, LaProx keeps token 2, whose value reaches the output.
+    let mut keys: Vec<[f32; D]> = (0..10).map(|i| e(1 + i % 3, 1.0)).collect();
+    keys[2] = e(0, 8.0);
+    keys[5] = e(0, 8.0);
+    let mut values: Vec<[f32; D]> = (0..10).map(|i| e(i % 3, 1.0)).collect();
+    values[2] = [0.0, 1.0, 0.0, 0.0];
+    values[5] = [0.0, 0.0, 0.0, 1.0];
+    let queries: Vec<[f32; D]> = (0..10).map(|_| e(0, 4.0)).collect();
+    let drop_channel_3 = matrix(
+        (0..D * D)
+            .map(|i| {
+                if i % (D + 1) == 0 && i / D != 3 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+        D,
+        D,
+    );
+    let mut snap = cache("snapkv:window=2,kernel=1", 3, "prefill", geometry(1, 1));
+    let q = tensor(&queries, [1, 1, 10]);
+    prefill_with(&mut snap, q.clone(), &keys, &values, &drop_channel_3);
+    assert_eq!(kept(&snap), vec![vec![5, 8, 9]]);
+    let mut laprox = cache("laprox:window=2,kernel=1", 3, "prefill", geometry(1, 1));
+    prefill_with(&mut laprox, q, &keys, &values, &drop_channel_3);
+    assert_eq!(kept(&laprox), vec![vec![2, 8, 9]]);
+}
+
+#[test]
+fn laprox_counts_heads_that_cancel_in_the_output_as_nothing() {
+    // One KV head read by two query heads with the same queries, so both attend tokens 2 and 5
+    // alike. Head 1's projection flips channel 0: token 5's value (channel 0) reaches the output
+    // as +x from head 0 and −x from head 1 and cancels; token 2's (channel 1) adds up. Scoring
+    // heads one by one would tie them; the cross-head term keeps token 2.
+    let mut keys: Vec<[f32; D]> = (0..10).map(|i| e(1 + i % 3, 1.0)).collect();
+    keys[2] = e(0, 8.0);
+    keys[5] = e(0, 8.0);
+    let mut values: Vec<[f32; D]> = (0..10).map(|i| e(2 + i % 2, 1.0)).collect();
+    values[2] = [0.0, 1.0, 0.0, 0.0];
+    values[5] = [1.0, 0.0, 0.0, 0.0];
+    let queries: Vec<[f32; D]> = (0..20).map(|_| e(0, 4.0)).collect();
+    // [hidden = 4, heads · head_dim = 8]: head 0 the identity, head 1 the identity with channel 0
+    // negated.
+    let mut w = vec![0.0; D * 2 * D];
+    for c in 0..D {
+        w[c * 2 * D + c] = 1.0;
+        w[c * 2 * D + D + c] = if c == 0 { -1.0 } else { 1.0 };
+    }
+    let output = matrix(w, D, 2 * D);
+    let mut laprox = cache("laprox:window=2,kernel=1", 3, "prefill", geometry(1, 2));
+    prefill_with(
+        &mut laprox,
+        tensor(&queries, [1, 2, 10]),
+        &keys,
+        &values,
+        &output,
+    );
+    assert_eq!(kept(&laprox), vec![vec![2, 8, 9]]);
+}
+
+#[test]
+fn laprox_scores_are_the_size_of_each_tokens_term_of_the_projected_output() {
+    use momentkv_cache::scorer::{output_gram, OutputAware};
+    use momentkv_cache::{Observation, Scorer};
+    // 2 KV heads of 2 query heads, 10 tokens, a window of 3, hidden size 5; fixed pseudo-random
+    // data.
+    let (kv, g, t, w, hidden) = (2, 2, 10, 3, 5);
+    let geo = geometry(kv, g);
+    let wave = |n: usize, phase: f32| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7) as f32 * 0.41 + phase).sin() * 1.5)
+            .collect()
+    };
+    let (q, k, v, wo) = (
+        wave(kv * g * t * D, 0.0),
+        wave(kv * t * D, 1.0),
+        wave(kv * t * D, 2.0),
+        wave(hidden * kv * g * D, 3.0),
+    );
+    let dev = Default::default();
+    let at = |x: &[f32], shape: [usize; 4]| {
+        Tensor::<B, 4>::from_data(TensorData::new(x.to_vec(), shape), &dev)
+    };
+    let weight = matrix(wo.clone(), hidden, kv * g * D);
+    let gram = output_gram(0, &weight, &geo).unwrap();
+    let positions: Vec<u32> = (0..kv).flat_map(|_| 0..t as u32).collect();
+    let valid = vec![true; kv * t];
+    let obs = Observation {
+        layer: 0,
+        geometry: &geo,
+        keys: at(&k, [1, kv, t, D]),
+        values: at(&v, [1, kv, t, D]),
+        positions: &positions,
+        valid: &valid,
+        queries: Some(at(&q, [1, kv * g, t, D])),
+        first_query: 0,
+        mass: None,
+        seen: t,
+        keep: 4,
+        moments: None,
+        output: Some(&gram),
+    };
+    let scores = OutputAware {
+        window: w,
+        kernel: 1,
+    }
+    .score(&obs);
+    // By hand: C_j = Σ_h A_h[:, j] (W_O^h v_j)ᵀ over the window's queries, ‖C_j‖_F.
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for head in 0..kv {
+        let key = |j: usize| &k[(head * t + j) * D..(head * t + j + 1) * D];
+        let value = |j: usize| &v[(head * t + j) * D..(head * t + j + 1) * D];
+        for j in 0..t {
+            let mut c = vec![0.0f32; w * hidden];
+            for h in head * g..(head + 1) * g {
+                for (row, i) in (t - w..t).enumerate() {
+                    let query = &q[(h * t + i) * D..(h * t + i + 1) * D];
+                    let logits: Vec<f32> = (0..=i)
+                        .map(|m| dot(query, key(m)) / (D as f32).sqrt())
+                        .collect();
+                    let top = logits.iter().copied().fold(f32::MIN, f32::max);
+                    let z: f32 = logits.iter().map(|l| (l - top).exp()).sum();
+                    let a = if j <= i {
+                        (logits[j] - top).exp() / z
+                    } else {
+                        0.0
+                    };
+                    for (o, out) in c[row * hidden..(row + 1) * hidden].iter_mut().enumerate() {
+                        let column = |ch: usize| wo[o * kv * g * D + h * D + ch];
+                        *out += a * (0..D).map(|ch| column(ch) * value(j)[ch]).sum::<f32>();
+                    }
+                }
+            }
+            let want = if j < t - w { dot(&c, &c).sqrt() } else { 0.0 };
+            let got = scores[head * t + j];
+            assert!(
+                (got - want).abs() <= 1e-5 + 1e-4 * want,
+                "head {head} token {j}: {got} against {want}"
+            );
+        }
+    }
+    assert!(scores.iter().any(|&s| s > 0.1), "{scores:?}");
+}
+
+#[test]
+fn laprox_without_the_output_projection_is_an_error_naming_it() {
+    let keys: Vec<[f32; D]> = (0..6).map(|i| e(i % D, 1.0)).collect();
+    let mut c = cache("laprox:window=2", 3, "prefill", geometry(1, 1));
+    c.prepare(6, Phase::Prefill).unwrap();
+    let x = tensor(&keys, [1, 1, 6]);
+    let err = c
+        .attend(0, x.clone(), x.clone(), x)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("output projection") && err.contains("laprox"),
+        "{err}"
+    );
+    let wrong = matrix(vec![0.0; 12], 4, 3);
+    let err = c.output_projection(0, &wrong).unwrap_err().to_string();
+    assert!(
+        err.contains("output projection") && err.contains("[4, 3]"),
+        "{err}"
+    );
+}
+
 #[test]
 fn analysis_measures_the_evicted_part_of_attention() {
     use momentkv_cache::analysis::AnalyzingCache;
@@ -514,8 +712,14 @@ fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
             })
             .collect()
     };
+    let output = matrix(
+        (0..6 * 4 * D).map(|i| (i as f32 * 0.53).cos()).collect(),
+        6,
+        4 * D,
+    );
     let mut record = PrefillRecord::new(1, true);
     record.prepare(24, Phase::Prefill).unwrap();
+    record.output_projection(0, &output).unwrap();
     record
         .attend(0, prompt.0.clone(), prompt.1.clone(), prompt.2.clone())
         .unwrap();
@@ -528,9 +732,11 @@ fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
         "keydiff+moments",
         "momentkv:window=4,kernel=3",
         "pyramidkv:window=2",
+        "laprox:window=4,kernel=3",
     ] {
         let mut direct = cache(policy, 8, "prefill,decode=2", g.clone());
         direct.prepare(24, Phase::Prefill).unwrap();
+        direct.output_projection(0, &output).unwrap();
         direct
             .attend(0, prompt.0.clone(), prompt.1.clone(), prompt.2.clone())
             .unwrap();

@@ -250,6 +250,7 @@ fn policies_lists_every_policy_with_its_parameters() {
         "keydiff",
         "expected",
         "momentkv",
+        "laprox",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(name)),

@@ -8,6 +8,7 @@
 mod expected;
 mod keydiff;
 mod knorm;
+mod laprox;
 mod moment;
 mod observed;
 mod random;
@@ -18,6 +19,7 @@ mod tova;
 pub use expected::ExpectedAttention;
 pub use keydiff::KeyDiff;
 pub use knorm::KNorm;
+pub use laprox::{output_gram, OutputAware};
 pub use moment::MomentInformed;
 pub use observed::ObservedAttention;
 pub use random::Random;
@@ -75,6 +77,9 @@ pub struct Observation<'a, B: Backend> {
     pub keep: usize,
     /// Moments of the tokens evicted before this eviction, when the scorer asked for them.
     pub moments: Option<&'a Moments<B>>,
+    /// The layer's output-projection Gram ([`output_gram`]), `[kv_heads, group, head_dim,
+    /// group · head_dim]`, when the scorer asked for it.
+    pub output: Option<&'a Tensor<B, 4>>,
 }
 
 impl<B: Backend> Observation<'_, B> {
@@ -142,22 +147,28 @@ impl<B: Backend> Observation<'_, B> {
 
     /// SnapKV's reduction of per-query scores `[batch, kv_heads, g·w, t]` (rows as in
     /// [`Self::window_logits`]) to per-slot scores `[batch, kv_heads, t]`: the mean over the window
-    /// for each query head, slots from the window on zeroed (they are protected), an average pool of
-    /// odd width `kernel` over positions (zero padding), then the mean over the query group.
+    /// for each query head, pooled ([`Self::pool_slots`]), then the mean over the query group.
     pub fn pool_window(&self, per_query: Tensor<B, 4>, kernel: usize) -> Vec<f32> {
         let [b, kv, rows, t] = per_query.dims();
         let g = self.geometry.group();
         let w = rows / g;
-        let window_start = (self.seen - w) as u32;
         let per_head = per_query
             .reshape([b * kv * g, w, t])
             .mean_dim(1)
             .reshape([b * kv, g, t]);
+        host(self.pool_slots(per_head, w, kernel).mean_dim(1))
+    }
+
+    /// Per-slot scores `[batch · kv_heads, n, t]` with the slots of the last `w` positions (the
+    /// observation window, protected) and padding zeroed, then an average pool of odd width
+    /// `kernel` over positions (zero padding), as SnapKV smooths its scores.
+    pub fn pool_slots(&self, scores: Tensor<B, 3>, w: usize, kernel: usize) -> Tensor<B, 3> {
+        let [rows, _, t] = scores.dims();
+        let window_start = (self.seen - w) as u32;
         let before = self
             .slot_mask(|i| self.valid[i] && self.positions[i] < window_start)
-            .reshape([b * kv, 1, t]);
-        let pooled = avg_pool1d(per_head * before, kernel, 1, kernel / 2, true, false);
-        host(pooled.mean_dim(1))
+            .reshape([rows, 1, t]);
+        avg_pool1d(scores * before, kernel, 1, kernel / 2, true, false)
     }
 
     /// A per-slot host mask as a `[batch, kv_heads, t]` float tensor (1 where `keep`, else 0).
@@ -186,6 +197,12 @@ pub trait Scorer<B: Backend>: Send {
     /// Whether [`Self::score`] reads the moments of the evicted tokens (the cache then keeps
     /// them, whether or not it corrects attention with them).
     fn needs_moments(&self) -> bool {
+        false
+    }
+
+    /// Whether [`Self::score`] reads the layer's output projection (the cache then asks the model
+    /// for it, [`crate::KvCache::output_projection`], and hands over its Gram).
+    fn needs_output(&self) -> bool {
         false
     }
 
