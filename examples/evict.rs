@@ -23,7 +23,7 @@ impl WithBackend for Evict {
         let policy = "snapkv:window=32".parse::<PolicySpec>()?.build::<B>()?;
         let at: EvictAt = "prefill,decode".parse()?;
         let mut cache = EvictingCache::new(
-            model.transformer.cache_geometry(),
+            model.transformer.cache_context(),
             policy,
             Budget::tokens(64)?,
             at,

@@ -2,8 +2,9 @@
 //!
 //! `tests/fixtures/kvpress_parity.py` ran kvpress 0.5.5 on the tiny random Llama fixture
 //! (`llama-tied`, 2 layers, 2 KV heads) over a 240-token context at compression ratios 0.5 and
-//! 0.75 and recorded the positions each (layer, KV head) keeps. Our policies, compressing once
-//! after prefill as kvpress does, must keep the same positions, with two documented exceptions:
+//! 0.75 and recorded the positions each (layer, KV head) keeps. Every registered policy that names
+//! a kvpress press ([`momentkv::cache::Entry::kvpress`]), compressing once after prefill as
+//! kvpress does, must keep the same positions, with two documented exceptions:
 //!
 //! - Ties (`ambiguous` in the fixture): at ratio 0.75 SnapKV, PyramidKV and AdaKV(SnapKV) keep 60
 //!   tokens, fewer than the 64-token window, whose tokens all score max+1; `torch.topk` picks an
@@ -15,31 +16,12 @@
 
 use std::collections::BTreeSet;
 
-use momentkv::cache::{Budget, EvictAt, EvictingCache, KvCache, Phase, PolicySpec};
+use momentkv::cache::{Budget, EvictAt, EvictingCache, KvCache, Phase, PolicySpec, POLICIES};
 use momentkv::kernels::KernelBackend;
 use momentkv::load::load;
 use serde_json::Value;
 
 use crate::common::fixture;
-
-/// kvpress press name in the fixture → our policy.
-const CASES: &[(&str, &str)] = &[
-    ("snapkv", "snapkv"),
-    ("streaming_llm", "streaming"),
-    ("knorm", "knorm"),
-    ("tova", "tova"),
-    ("keydiff", "keydiff"),
-    ("expected_attention", "expected"),
-    ("pyramidkv", "pyramidkv"),
-    ("adakv_snapkv", "adakv"),
-    (
-        "adakv_expected_attention",
-        "adakv:scorer=expected,epsilon=0.01",
-    ),
-    // kvpress's ObservedAttentionPress is H2O's score normalised by the queries that saw each
-    // token, without H2O's protected recent window.
-    ("observed_attention", "h2o:recent_share=0,normalize=true"),
-];
 
 /// The window whose tokens tie at max+1 in SnapKV-based presses.
 const WINDOW: u32 = 64;
@@ -65,12 +47,22 @@ fn kvpress_parity<B: KernelBackend>(device: B::Device, _tol: f32) {
     let model = load::<B>(&fixture("llama-tied"), &device).unwrap();
     let layers = model.transformer.config().num_hidden_layers;
     let mut exact = 0;
-    for &(press, ours) in CASES {
+    let cases: Vec<(&str, &str)> = POLICIES
+        .iter()
+        .flat_map(|e| e.kvpress.iter().copied())
+        .collect();
+    let presses: BTreeSet<&str> = cases.iter().map(|c| c.0).collect();
+    assert_eq!(
+        presses.len(),
+        10,
+        "every press of the fixture is reproduced"
+    );
+    for &(press, ours) in &cases {
         for ratio in ["0.5", "0.75"] {
             let policy = ours.parse::<PolicySpec>().unwrap().build::<B>().unwrap();
             let budget = Budget::compression(ratio.parse().unwrap()).unwrap();
             let mut cache = EvictingCache::new(
-                model.transformer.cache_geometry(),
+                model.transformer.cache_context(),
                 policy,
                 budget,
                 EvictAt::PREFILL,
@@ -132,6 +124,8 @@ fn kvpress_parity<B: KernelBackend>(device: B::Device, _tol: f32) {
     }
     // 10 presses × 2 ratios × 2 layers × 2 heads, less the 12 tied heads: nearly all exact.
     assert!(exact >= 64, "only {exact} heads matched kvpress exactly");
+    // The registry's test-only policy reproduces KnormPress from its own file alone.
+    assert!(cases.contains(&("knorm", "probe")));
 }
 
 backend_tests!(kvpress_parity);

@@ -5,10 +5,10 @@
 mod common;
 
 mod bad_input;
-mod corrected_attention;
 mod gguf_dequant;
 mod kvpress_parity;
 mod llama_fixtures;
+mod moment_attention;
 mod moment_kernel;
 #[cfg(all(feature = "wgpu", feature = "ndarray"))]
 mod momentkv_backends;

@@ -26,7 +26,7 @@ fn momentkv_tokens<B: KernelBackend>(device: B::Device) -> Option<(Vec<u32>, usi
         .unwrap();
     let policy = "momentkv".parse::<PolicySpec>().unwrap().build().unwrap();
     let mut cache = EvictingCache::new(
-        model.transformer.cache_geometry(),
+        model.transformer.cache_context(),
         policy,
         Budget::tokens(64).unwrap(),
         "prefill,decode".parse::<EvictAt>().unwrap(),

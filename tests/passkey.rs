@@ -57,7 +57,7 @@ fn passkey_is_found_with_the_full_cache_and_snapkv_at_256() {
             .build()
             .unwrap();
         let mut cache = EvictingCache::new(
-            model.transformer.cache_geometry(),
+            model.transformer.cache_context(),
             snapkv,
             Budget::tokens(256).unwrap(),
             EvictAt::PREFILL,

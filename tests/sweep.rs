@@ -70,7 +70,7 @@ pub fn forks_answer_like_fresh_caches<B: KernelBackend>(device: B::Device, _tol:
                 .map_or(Budget::compression(0.0), Budget::tokens)
                 .unwrap();
             let mut cache = EvictingCache::new(
-                model.transformer.cache_geometry(),
+                model.transformer.cache_context(),
                 policy,
                 budget,
                 EvictAt::PREFILL,

@@ -195,10 +195,6 @@ impl<B: KernelBackend> KvCache<B> for AnalyzingCache<B> {
         Ok(exact)
     }
 
-    fn output_projection(&mut self, layer: usize, weight: &Tensor<B, 2>) -> Result<(), CacheError> {
-        self.cache.output_projection(layer, weight)
-    }
-
     fn seen(&self) -> usize {
         self.full.seen()
     }

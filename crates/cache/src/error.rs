@@ -14,8 +14,8 @@ pub enum CacheError {
         expected: Vec<usize>,
     },
     #[error(
-        "layer {layer}: policy '{policy}' scores tokens by the layer's output projection, which \
-         the model never handed to the cache (KvCache::output_projection)"
+        "policy '{policy}' scores tokens by layer {layer}'s output projection, which the cache's \
+         model context lacks: build the cache from the model's (Transformer::cache_context)"
     )]
     NoOutputProjection { layer: usize, policy: String },
     #[error("unknown policy '{name}'; known policies: {known}")]

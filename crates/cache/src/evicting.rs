@@ -2,14 +2,14 @@ use burn::tensor::Tensor;
 use momentkv_kernels::KernelBackend;
 
 use crate::attention::{attention_with_mass, masked_attention};
-use crate::moments::corrected_attention;
+use crate::moment_attention::moment_attention;
 use crate::pass::Pass;
-use crate::scorer::{output_gram, QueryNeed, QUERY_BUFFER};
+use crate::scorer::{QueryNeed, QUERY_BUFFER};
 use crate::select::{select, Rules};
 use crate::store::LayerStore;
 use crate::{
-    Allocation, Budget, CacheError, EvictAt, Geometry, KvCache, Observation, Phase, Policy,
-    PrefillRecord,
+    Allocation, Budget, CacheError, EvictAt, Geometry, KvCache, ModelContext, Observation, Phase,
+    Policy, PrefillRecord,
 };
 
 /// A KV cache that holds at most a budget of tokens per KV head, evicting by a [`Policy`].
@@ -19,6 +19,10 @@ use crate::{
 /// so scores see exact attention (kvpress's protocol). When evicting ([`EvictAt`]): once after
 /// the prompt, after each prompt chunk, and/or at every generated token once over budget.
 ///
+/// What it keeps per layer is what the policy declares ([`crate::Policy::inputs`]) beside the
+/// keys and values, plus what its scorer derived from the model when the cache was built
+/// ([`crate::Scorer::layer_state`]); [`KvCache::bytes`] counts all of it.
+///
 /// Batches: each sequence (batch row) keeps its own tokens; all rows advance in lockstep.
 pub struct EvictingCache<B: KernelBackend> {
     geometry: Geometry,
@@ -26,21 +30,25 @@ pub struct EvictingCache<B: KernelBackend> {
     budget: Budget,
     at: EvictAt,
     layers: Vec<Option<LayerStore<B>>>,
-    /// Per layer, the output-projection Gram ([`output_gram`]) when the policy reads it.
-    outputs: Vec<Option<Tensor<B, 4>>>,
+    /// Per layer, what the scorer derived from the model ([`crate::Scorer::layer_state`]).
+    states: Vec<Option<Tensor<B, 4>>>,
     pass: Pass,
     phase: Phase,
     evicted: usize,
 }
 
 impl<B: KernelBackend> EvictingCache<B> {
+    /// A cache for the model `model` describes (a bare [`Geometry`] converts into one without
+    /// weights); errors name a geometry that does not add up, or what the policy needs of the
+    /// model that the context lacks.
     pub fn new(
-        geometry: Geometry,
+        model: impl Into<ModelContext<B>>,
         policy: Policy<B>,
         budget: Budget,
         at: EvictAt,
     ) -> Result<Self, CacheError> {
-        let g = &geometry;
+        let model = model.into();
+        let g = &model.geometry;
         if g.kv_heads == 0
             || !g.heads.is_multiple_of(g.kv_heads)
             || g.inv_freq.len() * 2 != g.head_dim
@@ -66,10 +74,16 @@ impl<B: KernelBackend> EvictingCache<B> {
                     .into(),
             });
         }
+        let states = match &policy.scorer {
+            Some(scorer) => (0..g.layers)
+                .map(|layer| scorer.layer_state(layer, &model))
+                .collect::<Result<_, _>>()?,
+            None => (0..g.layers).map(|_| None).collect(),
+        };
         Ok(Self {
-            layers: (0..geometry.layers).map(|_| None).collect(),
-            outputs: (0..geometry.layers).map(|_| None).collect(),
-            geometry,
+            layers: (0..g.layers).map(|_| None).collect(),
+            states,
+            geometry: model.geometry,
             policy,
             budget,
             at,
@@ -85,7 +99,7 @@ impl<B: KernelBackend> EvictingCache<B> {
     /// `chunked` part cannot, the prompt having passed in one piece).
     pub fn fork(
         record: &PrefillRecord<B>,
-        geometry: Geometry,
+        model: impl Into<ModelContext<B>>,
         policy: Policy<B>,
         budget: Budget,
         at: EvictAt,
@@ -95,46 +109,44 @@ impl<B: KernelBackend> EvictingCache<B> {
                 "the prompt passed in one piece, so it cannot be evicted chunk by chunk".into(),
             ));
         }
-        if policy.needs_mass() && !record.has_mass() {
+        let model = model.into();
+        let inputs = policy.inputs();
+        if inputs.mass && !record.has_mass() {
             return Err(CacheError::Fork(format!(
                 "'{}' reads attention mass, which the record did not keep",
                 policy.spec
             )));
         }
-        if record.layers() != geometry.layers {
+        if record.layers() != model.geometry.layers {
             return Err(CacheError::Fork(format!(
                 "the record has {} layers, the geometry {}",
                 record.layers(),
-                geometry.layers
+                model.geometry.layers
             )));
         }
-        let mut cache = Self::new(geometry, policy, budget, at)?;
+        let mut cache = Self::new(model, policy, budget, at)?;
         cache.pass.seen = record.seen();
-        let need = cache.policy.query_need();
         for layer in 0..cache.layers.len() {
             let recorded = record
                 .layer(layer)
                 .ok_or_else(|| CacheError::Fork(format!("layer {layer} was never attended")))?;
             let mut store = LayerStore::new(recorded.keys.clone(), recorded.values.clone(), 0);
-            let q = recorded.queries;
-            let have = q.dims()[2];
-            store.queries = match need {
-                QueryNeed::None => None,
-                QueryNeed::Recent(w) => Some(q.clone().narrow(2, have - w.min(have), w.min(have))),
-                QueryNeed::All => Some(q.clone()),
-            };
-            if cache.policy.needs_mass() {
-                store.mass = recorded.mass.cloned();
-            }
-            if cache.policy.needs_output() {
-                let weight = recorded.output.ok_or_else(|| {
-                    CacheError::Fork(format!(
-                        "'{}' reads layer {layer}'s output projection, which the record never \
-                         received",
+            store.queries = match (inputs.queries, recorded.queries) {
+                (QueryNeed::None, _) => None,
+                (_, None) => {
+                    return Err(CacheError::Fork(format!(
+                        "'{}' reads queries, which the record did not keep",
                         cache.policy.spec
-                    ))
-                })?;
-                cache.output_projection(layer, weight)?;
+                    )))
+                }
+                (QueryNeed::Recent(w), Some(q)) => {
+                    let have = q.dims()[2];
+                    Some(q.clone().narrow(2, have - w.min(have), w.min(have)))
+                }
+                (QueryNeed::All, Some(q)) => Some(q.clone()),
+            };
+            if inputs.mass {
+                store.mass = recorded.mass.cloned();
             }
             cache.layers[layer] = Some(store);
             if cache.policy.evicts() {
@@ -204,7 +216,7 @@ impl<B: KernelBackend> EvictingCache<B> {
 
     /// Cuts an all-queries buffer back to the last [`QUERY_BUFFER`] once a pass has scored.
     fn trim_query_buffer(&mut self, layer: usize) {
-        if self.policy.query_need() != QueryNeed::All {
+        if self.policy.inputs().queries != QueryNeed::All {
             return;
         }
         if let Some(store) = self.layers[layer].as_mut() {
@@ -245,7 +257,7 @@ impl<B: KernelBackend> EvictingCache<B> {
             seen: self.pass.seen,
             keep,
             moments: store.moments.as_ref(),
-            output: self.outputs[layer].as_ref(),
+            state: self.states[layer].as_ref(),
         };
         let scorer = self.policy.scorer.as_ref().expect("evicting policy");
         let scores = scorer.score(&obs);
@@ -293,12 +305,6 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
         }
         let new = k.dims()[2];
         self.pass.check(layer, new)?;
-        if self.policy.needs_output() && self.outputs[layer].is_none() {
-            return Err(CacheError::NoOutputProjection {
-                layer,
-                policy: self.policy.spec.clone(),
-            });
-        }
         let g = &self.geometry;
         let [b, _, _, _] = k.dims();
         for (what, x, heads) in [
@@ -317,8 +323,7 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
             }
         }
         let start = self.pass.seen - new;
-        let with_mass = self.policy.needs_mass();
-        let need = self.policy.query_need();
+        let inputs = self.policy.inputs();
         let store = match self.layers[layer].take() {
             None => LayerStore::new(k, v, start),
             Some(mut store) => {
@@ -340,7 +345,7 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
         // policy corrects with moments, else plain attention (the fast path when nothing is
         // padded).
         let mut plain = None;
-        if with_mass {
+        if inputs.mass {
             let (out, mass) =
                 attention_with_mass(q.clone(), keys.clone(), values.clone(), store.bias.as_ref());
             store.mass = Some(match store.mass.take() {
@@ -355,14 +360,14 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
         }
         let correcting = store.moments.as_ref().filter(|_| self.policy.moments);
         let out = match (correcting, plain) {
-            (Some(m), _) => corrected_attention(q.clone(), keys, values, store.bias.as_ref(), m),
+            (Some(m), _) => moment_attention(q.clone(), keys, values, store.bias.as_ref(), m),
             (None, Some(out)) => out,
             (None, None) if store.bias.is_some() => {
                 masked_attention(q.clone(), keys, values, store.bias.as_ref())
             }
             (None, None) => B::causal_attention(q.clone(), keys, values),
         };
-        let keep_queries = match need {
+        let keep_queries = match inputs.queries {
             QueryNeed::None => 0,
             QueryNeed::Recent(w) => w,
             QueryNeed::All => QUERY_BUFFER.max(new),
@@ -384,27 +389,24 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
         Ok(out)
     }
 
-    fn output_projection(&mut self, layer: usize, weight: &Tensor<B, 2>) -> Result<(), CacheError> {
-        if !self.policy.needs_output() {
-            return Ok(());
-        }
-        let layers = self.outputs.len();
-        let slot = self
-            .outputs
-            .get_mut(layer)
-            .ok_or(CacheError::NoSuchLayer { layer, layers })?;
-        if slot.is_none() {
-            *slot = Some(output_gram(layer, weight, &self.geometry)?);
-        }
-        Ok(())
-    }
-
     fn seen(&self) -> usize {
         self.pass.seen
     }
 
+    /// Every layer's store ([`LayerStore::bytes`]) plus what the scorer derived from the model.
     fn bytes(&self) -> usize {
-        self.layers.iter().flatten().map(LayerStore::bytes).sum()
+        let states: usize = self
+            .states
+            .iter()
+            .flatten()
+            .map(|s| s.shape().num_elements() * s.dtype().size())
+            .sum();
+        self.layers
+            .iter()
+            .flatten()
+            .map(LayerStore::bytes)
+            .sum::<usize>()
+            + states
     }
 
     fn prefill_chunk(&self) -> Option<usize> {

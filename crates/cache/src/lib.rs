@@ -14,16 +14,23 @@
 //!   ([`EvictingCache::fork`]) without prefilling again.
 //! - [`EvictingCache`]: holds at most a [`Budget`] of tokens per KV head, choosing what to evict
 //!   with a [`Policy`] (a [`Scorer`] plus selection rules) at the moments an [`EvictAt`] names.
+//!   It is built from a [`ModelContext`]: what it knows of the model (geometry, and the weights
+//!   policies read) is fixed then, so a model only prepares and attends.
+//! - [`policies`]: the registry, one file per policy; [`PolicySpec`] parses
+//!   `name[+moments][:key=value,...]` against it.
 
 pub mod analysis;
 mod attention;
 mod budget;
+mod context;
 mod error;
 mod evicting;
 mod full;
 mod geometry;
-mod moments;
+mod moment_attention;
+mod params;
 mod pass;
+pub mod policies;
 mod policy;
 mod record;
 pub mod scorer;
@@ -33,17 +40,20 @@ mod store;
 
 pub use attention::{attention_with_mass, masked_attention};
 pub use budget::{Budget, EvictAt};
+pub use context::ModelContext;
 pub use error::CacheError;
 pub use evicting::EvictingCache;
 pub use full::FullCache;
 pub use geometry::Geometry;
+pub use moment_attention::moment_attention;
 pub use momentkv_kernels::{Moments, Order};
-pub use moments::corrected_attention;
+pub use params::{Args, Kind, Param, COMMON_PARAMS, MAX_POSITIONS};
+pub use policies::{Entry, POLICIES};
 pub use policy::{Allocation, LayerBudget, Policy};
 pub use record::PrefillRecord;
-pub use scorer::{Observation, Scorer};
+pub use scorer::{Inputs, Observation, QueryNeed, Scorer};
 pub use select::{select, Selection};
-pub use spec::{policy_info, PolicyInfo, PolicySpec, COMMON_PARAMS, POLICIES};
+pub use spec::{PolicySpec, MIN_SEGMENT};
 
 use burn::tensor::Tensor;
 use momentkv_kernels::KernelBackend;
@@ -76,18 +86,6 @@ pub trait KvCache<B: KernelBackend> {
         k: Tensor<B, 4>,
         v: Tensor<B, 4>,
     ) -> Result<Tensor<B, 4>, CacheError>;
-
-    /// Hands over layer `layer`'s attention output projection, `[hidden, heads · head_dim]` (the
-    /// checkpoint's layout), for policies that score tokens by what they contribute to the layer's
-    /// output (LaProx). Models call it before each [`Self::attend`]; a cache keeps what it needs
-    /// from the first call per layer and ignores the rest.
-    fn output_projection(
-        &mut self,
-        _layer: usize,
-        _weight: &Tensor<B, 2>,
-    ) -> Result<(), CacheError> {
-        Ok(())
-    }
 
     /// Tokens seen so far: the position the next token will take.
     fn seen(&self) -> usize;

@@ -2,7 +2,7 @@ use std::fmt;
 
 use burn::tensor::backend::Backend;
 
-use crate::scorer::{QueryNeed, Scorer};
+use crate::scorer::{Inputs, Scorer};
 use crate::Order;
 
 /// How a layer's budget is shared among its KV heads.
@@ -79,7 +79,7 @@ pub struct Policy<B: Backend> {
     /// recent window).
     pub recent_share: f64,
     /// Keep moments of the evicted tokens and correct attention with them (MomentKV's
-    /// normalisation-corrected attention, [`crate::corrected_attention`]).
+    /// normalisation-corrected attention, [`crate::moment_attention`]).
     pub moments: bool,
     /// Terms the moments keep (when kept).
     pub order: Order,
@@ -104,10 +104,11 @@ impl<B: Backend> Policy<B> {
         }
     }
 
-    /// A policy evicting by `scorer` with uniform budgets and no protected tokens.
-    pub fn scored(spec: impl Into<String>, scorer: impl Scorer<B> + 'static) -> Self {
+    /// A policy evicting by `scorer` with uniform budgets and no protected tokens (its spec is
+    /// filled in by [`crate::PolicySpec::build`]).
+    pub fn scored(scorer: impl Scorer<B> + 'static) -> Self {
         Self {
-            spec: spec.into(),
+            spec: String::new(),
             scorer: Some(Box::new(scorer)),
             ..Self::full()
         }
@@ -117,10 +118,14 @@ impl<B: Backend> Policy<B> {
         self.scorer.is_some()
     }
 
-    pub(crate) fn query_need(&self) -> QueryNeed {
-        self.scorer
-            .as_ref()
-            .map_or(QueryNeed::None, |s| s.queries())
+    /// What the policy reads beyond keys, values and positions: its scorer's declared inputs,
+    /// plus the moments when it corrects attention with them.
+    pub fn inputs(&self) -> Inputs {
+        let declared = self.scorer.as_ref().map_or(Inputs::NONE, |s| s.inputs());
+        Inputs {
+            moments: declared.moments || self.moments,
+            ..declared
+        }
     }
 
     /// Recent tokens protected when a layer keeps `keep`.
@@ -131,15 +136,7 @@ impl<B: Backend> Policy<B> {
     /// Whether evicted tokens are summarised: to correct attention, or for a scorer that reads
     /// the summary.
     pub(crate) fn keeps_moments(&self) -> bool {
-        self.moments || self.scorer.as_ref().is_some_and(|s| s.needs_moments())
-    }
-
-    pub(crate) fn needs_output(&self) -> bool {
-        self.scorer.as_ref().is_some_and(|s| s.needs_output())
-    }
-
-    pub(crate) fn needs_mass(&self) -> bool {
-        self.scorer.as_ref().is_some_and(|s| s.needs_mass())
+        self.inputs().moments
     }
 }
 

@@ -3,26 +3,26 @@
 //! ([`crate::EvictingCache::fork`]) instead of prefilling again.
 //!
 //! With eviction once after a one-pass prefill (kvpress's protocol), a policy's choice depends only
-//! on what the prompt's single pass produced: keys and values, the queries, and (H2O) the attention
-//! mass each token received. A fork given those evicts exactly as the cache would have.
+//! on what the prompt's single pass produced: keys and values and the inputs its scorer declares
+//! ([`crate::Inputs`]: queries, the attention mass each token received). The record keeps the
+//! union of what the policies it serves declare, so a fork evicts exactly as the cache would have.
 
 use burn::tensor::Tensor;
 use momentkv_kernels::KernelBackend;
 
 use crate::attention::attention_with_mass;
-use crate::{CacheError, FullCache, KvCache, Phase};
+use crate::{CacheError, FullCache, Inputs, KvCache, Phase, QueryNeed};
 
-/// A [`FullCache`] for one prompt pass that keeps every layer's queries and, when asked, the
-/// attention mass each token received.
+/// A [`FullCache`] for one prompt pass that also keeps the declared [`Inputs`] of the policies it
+/// will be forked for: each layer's queries (as many as they read) and the attention mass each
+/// token received.
 pub struct PrefillRecord<B: KernelBackend> {
     full: FullCache<B>,
-    /// Per layer, `[batch, heads, seq, head_dim]`, post-RoPE.
+    inputs: Inputs,
+    /// Per layer, `[batch, heads, w, head_dim]`, post-RoPE: the last queries, when recorded.
     queries: Vec<Option<Tensor<B, 4>>>,
     /// Per layer, `[batch, kv_heads, seq]`, when recorded.
-    mass: Option<Vec<Option<Tensor<B, 3>>>>,
-    /// Per layer, the output projection `[hidden, heads · head_dim]`, when the model handed it
-    /// over.
-    outputs: Vec<Option<Tensor<B, 2>>>,
+    mass: Vec<Option<Tensor<B, 3>>>,
     passes: usize,
 }
 
@@ -32,51 +32,44 @@ pub(crate) struct RecordedLayer<'a, B: KernelBackend> {
     pub keys: &'a Tensor<B, 4>,
     /// `[batch, kv_heads, seq, head_dim]`.
     pub values: &'a Tensor<B, 4>,
-    /// `[batch, heads, seq, head_dim]`, post-RoPE.
-    pub queries: &'a Tensor<B, 4>,
+    /// `[batch, heads, w, head_dim]`, post-RoPE, when recorded.
+    pub queries: Option<&'a Tensor<B, 4>>,
     /// `[batch, kv_heads, seq]`, when recorded.
     pub mass: Option<&'a Tensor<B, 3>>,
-    /// `[hidden, heads · head_dim]`, when handed over.
-    pub output: Option<&'a Tensor<B, 2>>,
 }
 
 impl<B: KernelBackend> PrefillRecord<B> {
-    /// An empty record for `layers` layers; `with_mass` also records each token's attention mass
-    /// (an attention pass that materialises weights, for H2O).
-    pub fn new(layers: usize, with_mass: bool) -> Self {
+    /// An empty record for `layers` layers that keeps `inputs` (the union of
+    /// [`crate::Policy::inputs`] over the policies to fork; the mass costs an attention pass that
+    /// materialises weights).
+    pub fn new(layers: usize, inputs: Inputs) -> Self {
         Self {
             full: FullCache::new(layers),
+            inputs,
             queries: (0..layers).map(|_| None).collect(),
-            mass: with_mass.then(|| (0..layers).map(|_| None).collect()),
-            outputs: (0..layers).map(|_| None).collect(),
+            mass: (0..layers).map(|_| None).collect(),
             passes: 0,
         }
     }
 
     /// Whether the record holds attention mass.
     pub fn has_mass(&self) -> bool {
-        self.mass.is_some()
+        self.inputs.mass
     }
 
     /// What layer `layer` recorded, if it was attended.
     pub(crate) fn layer(&self, layer: usize) -> Option<RecordedLayer<'_, B>> {
         let (keys, values) = self.full.layer(layer)?;
-        let queries = self.queries.get(layer)?.as_ref()?;
-        let mass = self
-            .mass
-            .as_ref()
-            .and_then(|m| m.get(layer).and_then(Option::as_ref));
         Some(RecordedLayer {
             keys,
             values,
-            queries,
-            mass,
-            output: self.outputs[layer].as_ref(),
+            queries: self.queries[layer].as_ref(),
+            mass: self.mass[layer].as_ref(),
         })
     }
 
     pub(crate) fn layers(&self) -> usize {
-        self.queries.len()
+        self.mass.len()
     }
 }
 
@@ -99,23 +92,18 @@ impl<B: KernelBackend> KvCache<B> for PrefillRecord<B> {
         v: Tensor<B, 4>,
     ) -> Result<Tensor<B, 4>, CacheError> {
         let out = self.full.attend(layer, q.clone(), k, v)?;
-        if let Some(mass) = self.mass.as_mut() {
+        if self.inputs.mass {
             let (k, v) = self.full.layer(layer).expect("attended");
             let (_, m) = attention_with_mass(q.clone(), k.clone(), v.clone(), None);
-            mass[layer] = Some(m);
+            self.mass[layer] = Some(m);
         }
-        self.queries[layer] = Some(q);
+        let have = q.dims()[2];
+        self.queries[layer] = match self.inputs.queries {
+            QueryNeed::None => None,
+            QueryNeed::Recent(w) => Some(q.narrow(2, have - w.min(have), w.min(have))),
+            QueryNeed::All => Some(q),
+        };
         Ok(out)
-    }
-
-    fn output_projection(&mut self, layer: usize, weight: &Tensor<B, 2>) -> Result<(), CacheError> {
-        let layers = self.outputs.len();
-        let slot = self
-            .outputs
-            .get_mut(layer)
-            .ok_or(CacheError::NoSuchLayer { layer, layers })?;
-        slot.get_or_insert_with(|| weight.clone());
-        Ok(())
     }
 
     fn seen(&self) -> usize {

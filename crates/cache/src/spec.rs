@@ -5,257 +5,14 @@ use std::str::FromStr;
 
 use burn::tensor::backend::Backend;
 
-use crate::scorer::{
-    ExpectedAttention, KNorm, KeyDiff, MomentInformed, ObservedAttention, OutputAware, Random,
-    SnapKv, StreamingLlm, Tova,
-};
-use crate::{Allocation, CacheError, LayerBudget, Policy};
-
-/// A policy's name, what it does and its parameters `(key, default, meaning)`.
-#[derive(Debug, Clone, Copy)]
-pub struct PolicyInfo {
-    pub name: &'static str,
-    pub aliases: &'static [&'static str],
-    pub summary: &'static str,
-    pub params: &'static [(&'static str, &'static str, &'static str)],
-}
-
-/// Parameters every evicting policy takes (defaults depend on the policy).
-pub const COMMON_PARAMS: &[(&str, &str, &str)] = &[
-    (
-        "sinks",
-        "policy's",
-        "tokens at the start that are never evicted",
-    ),
-    (
-        "recent",
-        "policy's",
-        "most recent tokens that are never evicted",
-    ),
-    (
-        "order",
-        "1",
-        "with moments: 2 adds the key variance to the correction's normaliser",
-    ),
-    (
-        "segment",
-        "0",
-        "with moments: one summary per block of this many positions (0: one per head)",
-    ),
-];
-
-const SNAPKV_PARAMS: &[(&str, &str, &str)] = &[
-    (
-        "window",
-        "64",
-        "observation window: the last queries whose attention scores tokens (also protected)",
-    ),
-    (
-        "kernel",
-        "5",
-        "odd width of the average pooling over positions",
-    ),
-];
-
-const EXPECTED_PARAMS: &[(&str, &str, &str)] = &[
-    (
-        "n_future",
-        "512",
-        "future positions the query statistics are rotated over",
-    ),
-    (
-        "sinks",
-        "4",
-        "first tokens excluded from statistics and softmax, and protected",
-    ),
-    (
-        "covariance",
-        "true",
-        "add the query covariance term ½ kᵀΣk/d",
-    ),
-    ("vnorm", "true", "multiply by the value norm ‖v‖"),
-    (
-        "epsilon",
-        "0",
-        "added to the probability before the value norm",
-    ),
-];
-
-const MOMENTKV_PARAMS: &[(&str, &str, &str)] = &[
-    (
-        "window",
-        "64",
-        "observation window: the last queries the score is measured on (also protected)",
-    ),
-    (
-        "kernel",
-        "5",
-        "odd width of the average pooling over positions",
-    ),
-    (
-        "refine",
-        "1",
-        "re-estimates of the summary mean from the eviction the scores imply",
-    ),
-    (
-        "correct",
-        "true",
-        "correct attention with the moments (false: moment-informed eviction alone)",
-    ),
-];
-
-const LAPROX_PARAMS: &[(&str, &str, &str)] = &[
-    (
-        "window",
-        "64",
-        "observation window: the last queries whose attention scores tokens (also protected)",
-    ),
-    (
-        "kernel",
-        "5",
-        "odd width of the average pooling over positions",
-    ),
-    (
-        "alpha",
-        "0.2",
-        "each head keeps at least this share of the uniform budget; the rest goes to the \
-         layer's best scores across heads",
-    ),
-];
-
-/// Every policy, in the order `momentkv policies` lists them.
-pub const POLICIES: &[PolicyInfo] = &[
-    PolicyInfo {
-        name: "full",
-        aliases: &["none"],
-        summary: "keep every token (exact attention; the budget is ignored)",
-        params: &[],
-    },
-    PolicyInfo {
-        name: "random",
-        aliases: &[],
-        summary: "random scores: the floor any policy must beat",
-        params: &[("seed", "0", "seed of the scores")],
-    },
-    PolicyInfo {
-        name: "streaming",
-        aliases: &["streamingllm", "streaming_llm"],
-        summary: "StreamingLLM: attention sinks plus the most recent tokens (sinks=4)",
-        params: &[],
-    },
-    PolicyInfo {
-        name: "h2o",
-        aliases: &["observed", "observed_attention"],
-        summary: "H2O heavy hitters: accumulated attention received, plus a recent window",
-        params: &[
-            (
-                "recent_share",
-                "0.5",
-                "share of the budget protected as recent tokens",
-            ),
-            (
-                "normalize",
-                "false",
-                "divide by the number of queries that saw the token (kvpress ObservedAttention)",
-            ),
-        ],
-    },
-    PolicyInfo {
-        name: "snapkv",
-        aliases: &[],
-        summary:
-            "SnapKV: pooled attention of the last window of queries, mean over the query group",
-        params: SNAPKV_PARAMS,
-    },
-    PolicyInfo {
-        name: "pyramidkv",
-        aliases: &["pyramid"],
-        summary: "PyramidKV: SnapKV scores with per-layer budgets falling linearly with depth",
-        params: &[
-            (
-                "window",
-                "64",
-                "as snapkv; also bounds the smallest layer budget",
-            ),
-            ("kernel", "5", "as snapkv"),
-            (
-                "beta",
-                "20",
-                "the last layer keeps 1/beta of the mean budget",
-            ),
-        ],
-    },
-    PolicyInfo {
-        name: "adakv",
-        aliases: &[],
-        summary:
-            "AdaKV: any scorer, with per-head budgets from a global top-k across the layer's heads",
-        params: &[
-            (
-                "scorer",
-                "snapkv",
-                "the policy whose scores are shared out (its parameters may follow)",
-            ),
-            (
-                "alpha",
-                "0.2",
-                "each head keeps at least this share of the uniform budget",
-            ),
-        ],
-    },
-    PolicyInfo {
-        name: "tova",
-        aliases: &[],
-        summary: "TOVA: attention of the newest query, averaged over all heads",
-        params: &[],
-    },
-    PolicyInfo {
-        name: "knorm",
-        aliases: &[],
-        summary: "KNorm: keep keys with small L2 norm",
-        params: &[],
-    },
-    PolicyInfo {
-        name: "keydiff",
-        aliases: &[],
-        summary: "KeyDiff: keep keys least similar to the mean key direction",
-        params: &[],
-    },
-    PolicyInfo {
-        name: "expected",
-        aliases: &["expected_attention", "ea"],
-        summary:
-            "Expected Attention: softmax of keys against statistics of future queries, times ‖v‖",
-        params: EXPECTED_PARAMS,
-    },
-    PolicyInfo {
-        name: "momentkv",
-        aliases: &["moment", "mi"],
-        summary: "MomentKV: evict tokens the moments of the evicted set already capture \
-                  (each token's first-order error on the window's queries), and correct \
-                  attention with those moments",
-        params: MOMENTKV_PARAMS,
-    },
-    PolicyInfo {
-        name: "laprox",
-        aliases: &["output_aware"],
-        summary: "LaProx-style output-aware scoring: each token's contribution to the layer's \
-                  projected output over the window, cross-head terms included, with the \
-                  layer's budget shared among heads by score",
-        params: LAPROX_PARAMS,
-    },
-];
-
-/// Finds a policy by name or alias.
-pub fn policy_info(name: &str) -> Option<&'static PolicyInfo> {
-    POLICIES
-        .iter()
-        .find(|p| p.name == name || p.aliases.contains(&name))
-}
+use crate::params::{Args, COMMON_PARAMS};
+use crate::policies::{self, POLICIES};
+use crate::{CacheError, Order, Policy};
 
 /// A policy as written: `name[+moments][:key=value,...]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicySpec {
+    /// The registered name (an alias as written is resolved to it).
     pub name: String,
     /// `+moments`: correct attention with the moments of evicted tokens.
     pub moments: bool,
@@ -272,7 +29,7 @@ impl FromStr for PolicySpec {
             Some(base) => (base.to_string(), true),
             None => (name, false),
         };
-        let info = policy_info(&name).ok_or_else(|| CacheError::UnknownPolicy {
+        let entry = policies::find(&name).ok_or_else(|| CacheError::UnknownPolicy {
             name: name.clone(),
             known: POLICIES
                 .iter()
@@ -280,20 +37,30 @@ impl FromStr for PolicySpec {
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-        let mut params = Vec::new();
+        let mut params: Vec<(String, String)> = Vec::new();
         for item in rest.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let bad = |reason: &str| CacheError::BadParameter {
+                policy: entry.name.into(),
+                key: item.into(),
+                value: String::new(),
+                reason: reason.into(),
+            };
             let (k, v) = item
                 .split_once('=')
-                .ok_or_else(|| CacheError::BadParameter {
-                    policy: info.name.into(),
-                    key: item.into(),
-                    value: String::new(),
-                    reason: "parameters are written key=value".into(),
-                })?;
-            params.push((k.trim().to_string(), v.trim().to_string()));
+                .ok_or_else(|| bad("parameters are written key=value"))?;
+            let (k, v) = (k.trim(), v.trim());
+            if params.iter().any(|(given, _)| given == k) {
+                return Err(CacheError::BadParameter {
+                    policy: entry.name.into(),
+                    key: k.into(),
+                    value: v.into(),
+                    reason: "the parameter is given twice".into(),
+                });
+            }
+            params.push((k.to_string(), v.to_string()));
         }
         Ok(Self {
-            name: info.name.to_string(),
+            name: entry.name.to_string(),
             moments,
             params,
         })
@@ -313,148 +80,59 @@ impl fmt::Display for PolicySpec {
     }
 }
 
-/// Reads parameters once each and reports the ones nobody read.
-struct Params<'a> {
-    policy: &'a str,
-    given: &'a [(String, String)],
-    used: Vec<bool>,
-    known: Vec<&'static str>,
-}
-
-impl<'a> Params<'a> {
-    fn raw(&mut self, key: &'static str) -> Option<&'a str> {
-        self.known.push(key);
-        let i = self.given.iter().position(|(k, _)| k == key)?;
-        self.used[i] = true;
-        Some(&self.given[i].1)
-    }
-
-    fn bad(&self, key: &str, value: &str, reason: &str) -> CacheError {
-        CacheError::BadParameter {
-            policy: self.policy.into(),
-            key: key.into(),
-            value: value.into(),
-            reason: reason.into(),
-        }
-    }
-
-    fn parse<T: FromStr>(
-        &mut self,
-        key: &'static str,
-        default: T,
-        what: &str,
-    ) -> Result<T, CacheError> {
-        match self.raw(key) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| self.bad(key, v, what)),
-        }
-    }
-
-    fn usize(&mut self, key: &'static str, default: usize) -> Result<usize, CacheError> {
-        self.parse(key, default, "expected a whole number")
-    }
-
-    fn f64_in(
-        &mut self,
-        key: &'static str,
-        default: f64,
-        lo: f64,
-        hi: f64,
-    ) -> Result<f64, CacheError> {
-        let v = self.parse(key, default, "expected a number")?;
-        if !(lo..=hi).contains(&v) {
-            return Err(self.bad(key, &v.to_string(), &format!("must lie in [{lo}, {hi}]")));
-        }
-        Ok(v)
-    }
-
-    fn bool(&mut self, key: &'static str, default: bool) -> Result<bool, CacheError> {
-        self.parse(key, default, "expected true or false")
-    }
-
-    fn finish(self) -> Result<(), CacheError> {
-        let mut known = self.known.clone();
-        known.sort_unstable();
-        known.dedup();
-        match self.used.iter().position(|u| !u) {
-            None => Ok(()),
-            Some(i) => Err(CacheError::UnknownParameter {
-                policy: self.policy.into(),
-                key: self.given[i].0.clone(),
-                known: if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                },
-            }),
-        }
-    }
-}
+/// With moments: the smallest block of positions one summary may cover, so the summaries stay
+/// few next to the tokens held.
+pub const MIN_SEGMENT: usize = 16;
 
 impl PolicySpec {
-    /// The policy with its parameters applied; unknown or invalid parameters are errors.
+    /// The policy with its parameters applied; unknown, repeated, out-of-range or invalid
+    /// parameters are errors naming them.
     pub fn build<B: Backend>(&self) -> Result<Policy<B>, CacheError> {
-        let spec = self.to_string();
-        let mut p = Params {
-            policy: &self.name,
-            given: &self.params,
-            used: vec![false; self.params.len()],
-            known: Vec::new(),
-        };
-        if self.name == "full" {
-            p.finish()?;
+        let entry = policies::find(&self.name).ok_or_else(|| CacheError::UnknownPolicy {
+            name: self.name.clone(),
+            known: POLICIES
+                .iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        let mut args = Args::new(&self.name, &self.params, entry);
+        let mut policy = policies::build::<B>(entry, &mut args)?;
+        policy.spec = self.to_string();
+        if !policy.evicts() {
+            args.finish()?;
             if self.moments {
                 return Err(no_moments_for_full());
             }
-            return Ok(Policy::full());
+            return Ok(policy);
         }
-        let mut policy = if self.name == "adakv" {
-            let inner = p.raw("scorer").unwrap_or("snapkv");
-            let inner = policy_info(inner)
-                .filter(|i| !matches!(i.name, "full" | "adakv" | "pyramidkv"))
-                .ok_or_else(|| {
-                    p.bad(
-                        "scorer",
-                        inner,
-                        "expected a scoring policy: random, streaming, h2o, \
-                           snapkv, tova, knorm, keydiff, expected, momentkv or laprox",
-                    )
-                })?;
-            let alpha = p.f64_in("alpha", 0.2, 0.0, 1.0)?;
-            let mut policy = scored(inner.name, &spec, &mut p)?;
-            policy.allocation = Allocation::Adaptive { alpha };
-            policy
-        } else {
-            scored(&self.name, &spec, &mut p)?
-        };
-        policy.sinks = p.usize("sinks", policy.sinks)?;
-        policy.recent = p.usize("recent", policy.recent)?;
+        args.declare(COMMON_PARAMS);
+        policy.sinks = args.count_or("sinks", policy.sinks)?;
+        policy.recent = args.count_or("recent", policy.recent)?;
         policy.moments |= self.moments;
-        if let Some(order) = p.raw("order") {
-            policy.order = order
-                .parse()
-                .map_err(|e: String| p.bad("order", order, &e))?;
-            if !policy.keeps_moments() {
-                return Err(p.bad(
-                    "order",
-                    order,
+        for key in ["order", "segment"] {
+            if args.given(key) && !policy.keeps_moments() {
+                let value = &self.params.iter().find(|(k, _)| k == key).expect("given").1;
+                return Err(args.bad(
+                    key,
+                    value,
                     "the policy keeps no moments: add +moments to its name",
                 ));
             }
         }
-        if let Some(segment) = p.raw("segment") {
-            policy.segment = segment
-                .parse()
-                .map_err(|_| p.bad("segment", segment, "expected a whole number of positions"))?;
-            if !policy.keeps_moments() {
-                return Err(p.bad(
-                    "segment",
-                    segment,
-                    "the policy keeps no moments: add +moments to its name",
-                ));
-            }
+        policy.order = match args.count("order")? {
+            1 => Order::First,
+            _ => Order::Second,
+        };
+        policy.segment = args.count("segment")?;
+        if (1..MIN_SEGMENT).contains(&policy.segment) {
+            return Err(args.bad(
+                "segment",
+                &policy.segment.to_string(),
+                format!("a summary covers at least {MIN_SEGMENT} positions (0: one per head)"),
+            ));
         }
-        p.finish()?;
+        args.finish()?;
         Ok(policy)
     }
 }
@@ -468,127 +146,12 @@ fn no_moments_for_full() -> CacheError {
     }
 }
 
-/// A scoring policy `name` with its own parameters read from `p`.
-fn scored<B: Backend>(name: &str, spec: &str, p: &mut Params) -> Result<Policy<B>, CacheError> {
-    let snapkv = |p: &mut Params| -> Result<SnapKv, CacheError> {
-        let window = p.usize("window", 64)?;
-        let kernel = p.usize("kernel", 5)?;
-        if kernel.is_multiple_of(2) {
-            return Err(p.bad(
-                "kernel",
-                &kernel.to_string(),
-                "the pooling width must be odd",
-            ));
-        }
-        if window == 0 {
-            return Err(p.bad(
-                "window",
-                "0",
-                "the observation window needs at least one query",
-            ));
-        }
-        Ok(SnapKv { window, kernel })
-    };
-    Ok(match name {
-        "random" => Policy::scored(
-            spec,
-            Random {
-                seed: p.usize("seed", 0)? as u64,
-            },
-        ),
-        "streaming" => Policy {
-            sinks: 4,
-            ..Policy::scored(spec, StreamingLlm)
-        },
-        "h2o" => {
-            let share = p.f64_in("recent_share", 0.5, 0.0, 1.0)?;
-            let normalize = p.bool("normalize", false)?;
-            Policy {
-                recent_share: share,
-                ..Policy::scored(spec, ObservedAttention { normalize })
-            }
-        }
-        "snapkv" => {
-            let s = snapkv(p)?;
-            Policy {
-                recent: s.window,
-                ..Policy::scored(spec, s)
-            }
-        }
-        "pyramidkv" => {
-            let s = snapkv(p)?;
-            let beta = p.f64_in("beta", 20.0, 1.0, f64::MAX)?;
-            Policy {
-                recent: s.window,
-                layer_budget: LayerBudget::Pyramid {
-                    window: s.window,
-                    beta,
-                },
-                ..Policy::scored(spec, s)
-            }
-        }
-        "tova" => Policy {
-            recent: 1,
-            ..Policy::scored(spec, Tova)
-        },
-        "knorm" => Policy::scored(spec, KNorm),
-        "keydiff" => Policy::scored(spec, KeyDiff),
-        "expected" => {
-            let sinks = p.usize("sinks", 4)?;
-            let scorer = ExpectedAttention {
-                n_future: p.usize("n_future", 512)?,
-                sinks,
-                covariance: p.bool("covariance", true)?,
-                vnorm: p.bool("vnorm", true)?,
-                epsilon: p.f64_in("epsilon", 0.0, 0.0, f64::MAX)?,
-            };
-            Policy {
-                sinks,
-                ..Policy::scored(spec, scorer)
-            }
-        }
-        "momentkv" => {
-            let s = snapkv(p)?;
-            let correct = p.bool("correct", true)?;
-            let refine = p.usize("refine", 1)?;
-            Policy {
-                recent: s.window,
-                moments: correct,
-                ..Policy::scored(
-                    spec,
-                    MomentInformed {
-                        window: s.window,
-                        kernel: s.kernel,
-                        refine,
-                    },
-                )
-            }
-        }
-        "laprox" => {
-            let s = snapkv(p)?;
-            let alpha = p.f64_in("alpha", 0.2, 0.0, 1.0)?;
-            Policy {
-                recent: s.window,
-                allocation: Allocation::Adaptive { alpha },
-                ..Policy::scored(
-                    spec,
-                    OutputAware {
-                        window: s.window,
-                        kernel: s.kernel,
-                    },
-                )
-            }
-        }
-        other => unreachable!("policy_info knows '{other}' but no scorer does"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use burn::backend::NdArray;
 
     use super::*;
-    use crate::Order;
+    use crate::{Allocation, LayerBudget, Order};
 
     fn build(s: &str) -> Result<Policy<NdArray>, CacheError> {
         s.parse::<PolicySpec>()?.build()
@@ -665,5 +228,51 @@ mod tests {
         assert!(e.contains("its parameters: none"), "{e}");
         let e = build("knorm:sinks").unwrap_err().to_string();
         assert!(e.contains("key=value"), "{e}");
+    }
+
+    #[test]
+    fn parameters_are_bounded_and_given_once() {
+        let e = build("snapkv:window=64,window=32").unwrap_err().to_string();
+        assert!(e.contains("'window'") && e.contains("given twice"), "{e}");
+        let e = build("snapkv:kernel=1000001").unwrap_err().to_string();
+        assert!(e.contains("1..=255"), "{e}");
+        let e = build("snapkv+moments:segment=1").unwrap_err().to_string();
+        assert!(e.contains("at least 16"), "{e}");
+        let e = build("pyramidkv:beta=0").unwrap_err().to_string();
+        assert!(e.contains("[1, 1000000]") && e.len() < 120, "{e}");
+        let e = build("streaming:sinks=99999999").unwrap_err().to_string();
+        assert!(e.contains("sinks"), "{e}");
+        let e = build("h2o:recent_share=nan").unwrap_err().to_string();
+        assert!(e.contains("recent_share"), "{e}");
+    }
+
+    #[test]
+    fn every_parameter_default_lies_in_its_range_and_builds() {
+        use crate::params::Kind;
+        for entry in POLICIES {
+            for p in entry.params.iter().chain(COMMON_PARAMS) {
+                let ok = match p.kind {
+                    Kind::Count { default, min, max } => (min..=max).contains(&default),
+                    Kind::Odd { default, min, max } => {
+                        (min..=max).contains(&default) && default % 2 == 1
+                    }
+                    Kind::Real { default, min, max } => (min..=max).contains(&default),
+                    Kind::Chosen { .. } | Kind::Flag { .. } => true,
+                    Kind::Scorer { default } => policies::find(default).is_some(),
+                };
+                assert!(ok, "{}: {}", entry.name, p.key);
+                // Every declared parameter is read: given at its default, it builds.
+                if entry.name == "full" || matches!(p.kind, Kind::Chosen { .. }) {
+                    continue;
+                }
+                let moments = if matches!(p.key, "order" | "segment") {
+                    "+moments"
+                } else {
+                    ""
+                };
+                let spec = format!("{}{moments}:{}={}", entry.name, p.key, p.default_text());
+                build(&spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use burn::backend::NdArray;
 use burn::tensor::{Distribution, Tensor, TensorData, Tolerance};
-use momentkv_cache::{corrected_attention, masked_attention, Moments, Order, PolicySpec};
+use momentkv_cache::{masked_attention, moment_attention, Moments, Order, PolicySpec};
 
 type B = NdArray;
 
@@ -41,7 +41,7 @@ fn with_nothing_evicted_it_is_plain_attention() {
         rand([2, 3, 10, 8], 1.0),
     );
     let none = Moments::<B>::empty(2, 3, 8, Order::Second, &Default::default());
-    corrected_attention(q.clone(), k.clone(), v.clone(), None, &none)
+    moment_attention(q.clone(), k.clone(), v.clone(), None, &none)
         .into_data()
         .assert_approx_eq::<f32>(
             &masked_attention(q, k, v, None).into_data(),
@@ -61,7 +61,7 @@ fn the_correction_is_exact_when_every_evicted_key_is_equal() {
     let ve = rand([1, 2, 40, 8], 2.0);
     let m = Moments::of(ke.clone(), ve.clone(), ones([1, 2, 40, 1]), Order::First);
     let want = exact(q.clone(), (ke, ve), (k.clone(), v.clone()));
-    corrected_attention(q, k, v, None, &m)
+    moment_attention(q, k, v, None, &m)
         .into_data()
         .assert_approx_eq::<f32>(&want.into_data(), Tolerance::absolute(1e-5));
 }
@@ -82,7 +82,7 @@ fn the_error_is_second_order_in_the_key_spread() {
         let want = exact(q.clone(), (ke, ve.clone()), (k.clone(), v.clone()));
         let dropped = masked_attention(q.clone(), k.clone(), v.clone(), None);
         (
-            max_abs(corrected_attention(q.clone(), k.clone(), v.clone(), None, &m) - want.clone()),
+            max_abs(moment_attention(q.clone(), k.clone(), v.clone(), None, &m) - want.clone()),
             max_abs(dropped - want),
         )
     };
@@ -129,7 +129,7 @@ fn the_second_order_term_removes_the_normaliser_error() {
             .repeat_dim(2, 2 * d);
         let m = Moments::of(ke.clone(), ve.clone(), ones([1, 1, 2 * d, 1]), order);
         let want = exact(q.clone(), (ke, ve), (k.clone(), v.clone()));
-        max_abs(corrected_attention(q.clone(), k.clone(), v.clone(), None, &m) - want)
+        max_abs(moment_attention(q.clone(), k.clone(), v.clone(), None, &m) - want)
     };
     let (first, second) = (error(0.4, Order::First), error(0.4, Order::Second));
     assert!(

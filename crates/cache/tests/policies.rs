@@ -4,7 +4,7 @@
 use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData, Tolerance};
 use momentkv_cache::{
-    Budget, EvictAt, EvictingCache, FullCache, Geometry, KvCache, Phase, PolicySpec,
+    Budget, EvictAt, EvictingCache, FullCache, Geometry, KvCache, ModelContext, Phase, PolicySpec,
 };
 use momentkv_kernels::attention_reference;
 
@@ -24,7 +24,7 @@ fn geometry(kv_heads: usize, group: usize) -> Geometry {
     }
 }
 
-fn cache(policy: &str, budget: usize, at: &str, g: Geometry) -> EvictingCache<B> {
+fn cache(policy: &str, budget: usize, at: &str, g: impl Into<ModelContext<B>>) -> EvictingCache<B> {
     let policy = policy.parse::<PolicySpec>().unwrap().build::<B>().unwrap();
     EvictingCache::new(
         g,
@@ -404,11 +404,9 @@ fn prefill_with(
     queries: Tensor<B, 4>,
     keys: &[[f32; D]],
     values: &[[f32; D]],
-    output: &Tensor<B, 2>,
 ) {
     let s = keys.len();
     cache.prepare(s, Phase::Prefill).unwrap();
-    cache.output_projection(0, output).unwrap();
     cache
         .attend(
             0,
@@ -417,6 +415,14 @@ fn prefill_with(
             tensor(values, [1, 1, s]),
         )
         .unwrap();
+}
+
+/// A one-layer model context: `g` with `output` as the layer's output projection.
+fn with_output(g: Geometry, output: &Tensor<B, 2>) -> ModelContext<B> {
+    ModelContext {
+        geometry: g,
+        output_projections: vec![output.clone()],
+    }
 }
 
 /// `[rows, cols]` from a row-major slice.
@@ -449,12 +455,13 @@ fn laprox_evicts_a_strongly_attended_token_the_output_projection_discards() {
         D,
         D,
     );
-    let mut snap = cache("snapkv:window=2,kernel=1", 3, "prefill", geometry(1, 1));
+    let context = with_output(geometry(1, 1), &drop_channel_3);
+    let mut snap = cache("snapkv:window=2,kernel=1", 3, "prefill", context.clone());
     let q = tensor(&queries, [1, 1, 10]);
-    prefill_with(&mut snap, q.clone(), &keys, &values, &drop_channel_3);
+    prefill_with(&mut snap, q.clone(), &keys, &values);
     assert_eq!(kept(&snap), vec![vec![5, 8, 9]]);
-    let mut laprox = cache("laprox:window=2,kernel=1", 3, "prefill", geometry(1, 1));
-    prefill_with(&mut laprox, q, &keys, &values, &drop_channel_3);
+    let mut laprox = cache("laprox:window=2,kernel=1", 3, "prefill", context);
+    prefill_with(&mut laprox, q, &keys, &values);
     assert_eq!(kept(&laprox), vec![vec![2, 8, 9]]);
 }
 
@@ -479,20 +486,19 @@ fn laprox_counts_heads_that_cancel_in_the_output_as_nothing() {
         w[c * 2 * D + D + c] = if c == 0 { -1.0 } else { 1.0 };
     }
     let output = matrix(w, D, 2 * D);
-    let mut laprox = cache("laprox:window=2,kernel=1", 3, "prefill", geometry(1, 2));
-    prefill_with(
-        &mut laprox,
-        tensor(&queries, [1, 2, 10]),
-        &keys,
-        &values,
-        &output,
+    let mut laprox = cache(
+        "laprox:window=2,kernel=1",
+        3,
+        "prefill",
+        with_output(geometry(1, 2), &output),
     );
+    prefill_with(&mut laprox, tensor(&queries, [1, 2, 10]), &keys, &values);
     assert_eq!(kept(&laprox), vec![vec![2, 8, 9]]);
 }
 
 #[test]
 fn laprox_scores_are_the_size_of_each_tokens_term_of_the_projected_output() {
-    use momentkv_cache::scorer::{output_gram, OutputAware};
+    use momentkv_cache::policies::laprox::{output_gram, LaProx};
     use momentkv_cache::{Observation, Scorer};
     // 2 KV heads of 2 query heads, 10 tokens, a window of 3, hidden size 5; fixed pseudo-random
     // data.
@@ -530,9 +536,9 @@ fn laprox_scores_are_the_size_of_each_tokens_term_of_the_projected_output() {
         seen: t,
         keep: 4,
         moments: None,
-        output: Some(&gram),
+        state: Some(&gram),
     };
-    let scores = OutputAware {
+    let scores = LaProx {
         window: w,
         kernel: 1,
     }
@@ -576,20 +582,29 @@ fn laprox_scores_are_the_size_of_each_tokens_term_of_the_projected_output() {
 
 #[test]
 fn laprox_without_the_output_projection_is_an_error_naming_it() {
-    let keys: Vec<[f32; D]> = (0..6).map(|i| e(i % D, 1.0)).collect();
-    let mut c = cache("laprox:window=2", 3, "prefill", geometry(1, 1));
-    c.prepare(6, Phase::Prefill).unwrap();
-    let x = tensor(&keys, [1, 1, 6]);
-    let err = c
-        .attend(0, x.clone(), x.clone(), x)
-        .unwrap_err()
-        .to_string();
+    let build = |context: ModelContext<B>| {
+        let policy = "laprox:window=2"
+            .parse::<PolicySpec>()
+            .unwrap()
+            .build::<B>()
+            .unwrap();
+        EvictingCache::new(
+            context,
+            policy,
+            Budget::tokens(3).unwrap(),
+            EvictAt::PREFILL,
+        )
+        .err()
+        .unwrap()
+        .to_string()
+    };
+    let err = build(geometry(1, 1).into());
     assert!(
         err.contains("output projection") && err.contains("laprox"),
         "{err}"
     );
     let wrong = matrix(vec![0.0; 12], 4, 3);
-    let err = c.output_projection(0, &wrong).unwrap_err().to_string();
+    let err = build(with_output(geometry(1, 1), &wrong));
     assert!(
         err.contains("output projection") && err.contains("[4, 3]"),
         "{err}"
@@ -679,8 +694,9 @@ fn analysis_measures_the_evicted_part_of_attention() {
 
 #[test]
 fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
-    use momentkv_cache::PrefillRecord;
-    // 2 KV heads of 2 query heads, 24 prompt tokens, then 3 decoded; values from a fixed formula.
+    use momentkv_cache::{Inputs, PrefillRecord, POLICIES};
+    // 2 KV heads of 2 query heads, 96 prompt tokens (a budget of 80), then 3 decoded; values from
+    // a fixed formula.
     let g = geometry(2, 2);
     let wave = |shape: [usize; 3], phase: f32| {
         let rows: Vec<[f32; D]> = (0..shape.iter().product::<usize>())
@@ -689,9 +705,9 @@ fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
         tensor(&rows, shape)
     };
     let prompt = (
-        wave([1, 4, 24], 0.0),
-        wave([1, 2, 24], 1.0),
-        wave([1, 2, 24], 2.0),
+        wave([1, 4, 96], 0.0),
+        wave([1, 2, 96], 1.0),
+        wave([1, 2, 96], 2.0),
     );
     let steps: Vec<_> = (0..3)
         .map(|i| {
@@ -717,39 +733,53 @@ fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
         6,
         4 * D,
     );
-    let mut record = PrefillRecord::new(1, true);
-    record.prepare(24, Phase::Prefill).unwrap();
-    record.output_projection(0, &output).unwrap();
+    // Every registered policy, with its defaults and with the moments, and a few settings with a
+    // window shorter than the budget.
+    let mut specs: Vec<String> = POLICIES
+        .iter()
+        .filter(|e| e.name != "full")
+        .flat_map(|e| [e.name.to_string(), format!("{}+moments", e.name)])
+        .collect();
+    specs.extend(
+        [
+            "snapkv:window=4,kernel=3",
+            "expected:n_future=8,sinks=1",
+            "adakv:window=4",
+            "momentkv:window=4,kernel=3",
+            "pyramidkv:window=2",
+            "laprox:window=4,kernel=3",
+        ]
+        .map(String::from),
+    );
+    let built: Vec<_> = specs
+        .iter()
+        .map(|s| s.parse::<PolicySpec>().unwrap().build::<B>().unwrap())
+        .collect();
+    let inputs = built
+        .iter()
+        .fold(Inputs::NONE, |all, p| all.union(p.inputs()));
+    let mut record = PrefillRecord::new(1, inputs);
+    record.prepare(96, Phase::Prefill).unwrap();
     record
         .attend(0, prompt.0.clone(), prompt.1.clone(), prompt.2.clone())
         .unwrap();
-    for policy in [
-        "snapkv:window=4,kernel=3",
-        "h2o",
-        "expected:n_future=8,sinks=1",
-        "tova",
-        "adakv:window=4",
-        "keydiff+moments",
-        "momentkv:window=4,kernel=3",
-        "pyramidkv:window=2",
-        "laprox:window=4,kernel=3",
-    ] {
-        let mut direct = cache(policy, 8, "prefill,decode=2", g.clone());
-        direct.prepare(24, Phase::Prefill).unwrap();
-        direct.output_projection(0, &output).unwrap();
+    let context = with_output(g.clone(), &output);
+    for (policy, spec) in specs.iter().zip(built) {
+        let mut direct = cache(policy, 80, "prefill,decode=2", context.clone());
+        direct.prepare(96, Phase::Prefill).unwrap();
         direct
             .attend(0, prompt.0.clone(), prompt.1.clone(), prompt.2.clone())
             .unwrap();
-        let spec = policy.parse::<PolicySpec>().unwrap().build::<B>().unwrap();
         let mut fork = EvictingCache::fork(
             &record,
-            g.clone(),
+            context.clone(),
             spec,
-            Budget::tokens(8).unwrap(),
+            Budget::tokens(80).unwrap(),
             "prefill,decode=2".parse().unwrap(),
         )
         .unwrap();
         assert_eq!(kept(&fork), kept(&direct), "{policy} after prefill");
+        assert!(direct.evicted() > 0, "{policy} evicted nothing");
         assert_eq!(fork.bytes(), direct.bytes(), "{policy}");
         for (a, b) in decode(&mut fork).into_iter().zip(decode(&mut direct)) {
             a.into_data()
@@ -816,4 +846,60 @@ fn a_summary_per_segment_is_exact_when_each_segments_keys_are_equal() {
     );
     // Two summaries: twice the d² + 2d + 1 floats of one.
     assert_eq!(segmented.bytes() - single.bytes(), (D * D + 2 * D + 1) * 4);
+}
+
+#[test]
+fn every_policy_reports_the_bytes_of_every_tensor_it_holds() {
+    use momentkv_cache::{QueryNeed, POLICIES};
+    // 2 KV heads of 2 query heads, 96 prompt tokens at a budget of 40, one layer; values from a
+    // fixed formula. The expected size is added up here from the shapes each held tensor must
+    // have, independently of the cache's own accounting.
+    let (kv, group, seen, budget) = (2, 2, 96, 40);
+    let g = geometry(kv, group);
+    let wave = |shape: [usize; 3], phase: f32| {
+        let rows: Vec<[f32; D]> = (0..shape.iter().product::<usize>())
+            .map(|i| std::array::from_fn(|c| ((i * 5 + c * 3) as f32 * 0.29 + phase).sin() * 2.0))
+            .collect();
+        tensor(&rows, shape)
+    };
+    let output = matrix(
+        (0..6 * 4 * D).map(|i| (i as f32 * 0.71).sin()).collect(),
+        6,
+        4 * D,
+    );
+    let context = with_output(g, &output);
+    let f32s = |n: usize| n * 4;
+    for entry in POLICIES.iter().filter(|e| e.name != "full") {
+        for spec in [entry.name.to_string(), format!("{}+moments", entry.name)] {
+            let policy = spec.parse::<PolicySpec>().unwrap().build::<B>().unwrap();
+            let inputs = policy.inputs();
+            let mut c = cache(&spec, budget, "prefill", context.clone());
+            c.prepare(seen, Phase::Prefill).unwrap();
+            c.attend(
+                0,
+                wave([1, kv * group, seen], 0.0),
+                wave([1, kv, seen], 1.0),
+                wave([1, kv, seen], 2.0),
+            )
+            .unwrap();
+            let held: Vec<usize> = c.kept_positions(0).unwrap().iter().map(Vec::len).collect();
+            let slots = held.iter().copied().max().unwrap();
+            let padded = held.iter().any(|&h| h != slots);
+            let queries = match inputs.queries {
+                QueryNeed::None => 0,
+                QueryNeed::Recent(w) => w.min(seen),
+                QueryNeed::All => seen,
+            };
+            let want = f32s(2 * kv * slots * D) // keys and values
+                + kv * slots * 5 // positions and validity
+                + if padded { f32s(kv * slots) } else { 0 } // the padding bias
+                + if inputs.mass { f32s(kv * slots) } else { 0 }
+                + f32s(kv * group * queries * D)
+                + if inputs.moments { f32s(kv * (D * D + 2 * D + 1)) } else { 0 }
+                // LaProx's head-group Gram of the output projection.
+                + if entry.name == "laprox" { f32s(kv * group * D * group * D) } else { 0 };
+            assert_eq!(c.bytes(), want, "{spec}: held {held:?}");
+            assert!(c.evicted() > 0, "{spec}");
+        }
+    }
 }

@@ -46,7 +46,7 @@ impl CacheArgs {
         };
         let at: EvictAt = self.evict_during.parse()?;
         Ok(EvictingCache::new(
-            model.cache_geometry(),
+            model.cache_context(),
             policy,
             budget,
             at,

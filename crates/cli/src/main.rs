@@ -72,7 +72,16 @@ enum Command {
 }
 
 fn policies() {
-    use momentkv::cache::{COMMON_PARAMS, POLICIES};
+    use momentkv::cache::{Param, COMMON_PARAMS, POLICIES};
+    let param = |p: &Param| {
+        println!(
+            "    {:<13} {:<9} {} ({})",
+            p.key,
+            p.default_text(),
+            p.doc,
+            p.range_text()
+        )
+    };
     println!("Pass as --policy NAME[:key=value,...] with --budget N or --compression R.\n");
     for p in POLICIES {
         let aliases = if p.aliases.is_empty() {
@@ -81,14 +90,10 @@ fn policies() {
             format!(" (also {})", p.aliases.join(", "))
         };
         println!("{}{aliases}\n    {}", p.name, p.summary);
-        for (key, default, meaning) in p.params {
-            println!("    {key:<13} {default:<8} {meaning}");
-        }
+        p.params.iter().for_each(param);
     }
     println!("\nEvery policy but full also takes:");
-    for (key, default, meaning) in COMMON_PARAMS {
-        println!("    {key:<13} {default:<8} {meaning}");
-    }
+    COMMON_PARAMS.iter().for_each(param);
     println!(
         "\nAppend +moments to any evicting policy (snapkv+moments:window=32) to keep the moments \
          of the evicted tokens and correct attention with them (MomentKV's first-order correction; \

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use momentkv::cache::{
-    Budget, EvictAt, EvictingCache, KvCache, Phase, Policy, PolicySpec, PrefillRecord,
+    Budget, EvictAt, EvictingCache, Inputs, KvCache, Phase, Policy, PolicySpec, PrefillRecord,
 };
 use momentkv::kernels::KernelBackend;
 use momentkv::transformer::{answer, GenerateOptions, Sampler};
@@ -98,25 +98,21 @@ pub fn answer_cells<B: KernelBackend>(
         .iter()
         .map(|c| c.build::<B>())
         .collect::<Result<Vec<_>, _>>()?;
-    let with_mass = built
+    let inputs = built
         .iter()
-        .any(|(p, _)| p.scorer.as_ref().is_some_and(|s| s.needs_mass()));
+        .fold(Inputs::NONE, |all, (p, _)| all.union(p.inputs()));
     let transformer = &model.transformer;
-    let mut record = PrefillRecord::new(transformer.config().num_hidden_layers, with_mass);
+    let mut record = PrefillRecord::new(transformer.config().num_hidden_layers, inputs);
     transformer.forward(&[prefix], Phase::Prefill, &mut record)?;
     let options = GenerateOptions {
         max_new_tokens,
         stop_tokens: model.stop_tokens.clone(),
     };
+    let context = transformer.cache_context();
     for (cell, (policy, budget)) in cells.iter().zip(built) {
         let started = Instant::now();
-        let mut cache = EvictingCache::fork(
-            &record,
-            transformer.cache_geometry(),
-            policy,
-            budget,
-            EvictAt::PREFILL,
-        )?;
+        let mut cache =
+            EvictingCache::fork(&record, context.clone(), policy, budget, EvictAt::PREFILL)?;
         let out = answer(
             transformer,
             &mut cache,

@@ -67,7 +67,6 @@ impl<B: KernelBackend> Attention<B> {
         // RoPE on the contiguous [batch, seq, heads, head_dim] layout, then heads first.
         let q = Rope::apply(q, cos, sin).swap_dims(1, 2);
         let k = Rope::apply(k, cos, sin).swap_dims(1, 2);
-        cache.output_projection(layer, &self.o_proj.weight.val())?;
         let out = cache.attend(layer, q, k, v.swap_dims(1, 2))?;
         let out = out
             .swap_dims(1, 2)

@@ -2,7 +2,7 @@ use crate::dense::Dense;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{Int, Tensor, TensorData};
-use momentkv_cache::{Geometry, KvCache, Phase};
+use momentkv_cache::{Geometry, KvCache, ModelContext, Phase};
 use momentkv_kernels::KernelBackend;
 
 use crate::layer::DecoderLayer;
@@ -50,15 +50,23 @@ impl<B: KernelBackend> Transformer<B> {
         self.norm.weight.device()
     }
 
-    /// What a KV cache needs to know about this model's attention.
-    pub fn cache_geometry(&self) -> Geometry {
+    /// What a KV cache needs to know about this model: its attention geometry and the per-layer
+    /// weights that policies read (the output projections; handles, not copies).
+    pub fn cache_context(&self) -> ModelContext<B> {
         let c = &self.config;
-        Geometry {
-            layers: c.num_hidden_layers,
-            heads: c.num_attention_heads,
-            kv_heads: c.num_key_value_heads,
-            head_dim: c.head_dim,
-            inv_freq: self.rope.inv_freq().to_vec(),
+        ModelContext {
+            geometry: Geometry {
+                layers: c.num_hidden_layers,
+                heads: c.num_attention_heads,
+                kv_heads: c.num_key_value_heads,
+                head_dim: c.head_dim,
+                inv_freq: self.rope.inv_freq().to_vec(),
+            },
+            output_projections: self
+                .layers
+                .iter()
+                .map(|l| l.self_attn.o_proj.weight.val())
+                .collect(),
         }
     }
 

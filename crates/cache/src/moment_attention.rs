@@ -35,7 +35,7 @@ use momentkv_kernels::{KernelBackend, Moments};
 /// - `q`: `[batch, heads, s, d]`, the new tokens (the last `s` of the `t` slots)
 /// - `k`, `v`: `[batch, kv_heads, t, d]`; `bias`: `[batch, kv_heads, 1, t]` or `None`
 /// - returns `[batch, heads, s, d]`
-pub fn corrected_attention<B: KernelBackend>(
+pub fn moment_attention<B: KernelBackend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,

@@ -1,6 +1,57 @@
+use burn::config::Config;
 use burn::tensor::{activation::softmax, backend::Backend, Bool, Tensor, TensorData};
 
-use super::{host, Observation, QueryNeed, Scorer};
+use super::Entry;
+use crate::params::{Args, Param, MAX_POSITIONS};
+use crate::scorer::{host, Inputs, Observation, QueryNeed, Scorer};
+use crate::{CacheError, Policy};
+
+pub static ENTRY: Entry = Entry {
+    name: "expected",
+    aliases: &["expected_attention", "ea"],
+    summary: "Expected Attention: softmax of keys against statistics of future queries, times ‖v‖",
+    params: &[
+        Param::count(
+            "n_future",
+            512,
+            1,
+            MAX_POSITIONS,
+            "future positions the query statistics are rotated over",
+        ),
+        Param::count(
+            "sinks",
+            4,
+            0,
+            MAX_POSITIONS,
+            "first tokens excluded from statistics and softmax, and protected",
+        ),
+        Param::flag("covariance", true, "add the query covariance term ½ kᵀΣk/d"),
+        Param::flag("vnorm", true, "multiply by the value norm ‖v‖"),
+        Param::real(
+            "epsilon",
+            0.0,
+            0.0,
+            1.0,
+            "added to the probability before the value norm",
+        ),
+    ],
+    plain_scorer: true,
+    kvpress: &[("expected_attention", "expected")],
+};
+
+pub fn build<B: Backend>(args: &mut Args) -> Result<Policy<B>, CacheError> {
+    let scorer = Expected {
+        n_future: args.count("n_future")?,
+        sinks: args.count("sinks")?,
+        covariance: args.flag("covariance")?,
+        vnorm: args.flag("vnorm")?,
+        epsilon: args.real("epsilon")?,
+    };
+    Ok(Policy {
+        sinks: scorer.sinks,
+        ..Policy::scored(scorer)
+    })
+}
 
 /// Expected Attention (Devoto et al., 2025), as kvpress computes it.
 ///
@@ -12,25 +63,13 @@ use super::{host, Observation, QueryNeed, Scorer};
 ///
 /// Observed queries are post-RoPE; each is rotated back by its own position, exactly (RoPE is a
 /// rotation), so no projection is recomputed.
-#[derive(Debug, Clone)]
-pub struct ExpectedAttention {
+#[derive(Config, Debug)]
+pub struct Expected {
     pub n_future: usize,
     pub sinks: usize,
     pub covariance: bool,
     pub vnorm: bool,
     pub epsilon: f64,
-}
-
-impl Default for ExpectedAttention {
-    fn default() -> Self {
-        Self {
-            n_future: 512,
-            sinks: 4,
-            covariance: true,
-            vnorm: true,
-            epsilon: 0.0,
-        }
-    }
 }
 
 /// Mean and covariance (normalised by the count) of pre-RoPE queries, per batch row and query
@@ -40,7 +79,7 @@ struct QueryStats {
     cov: Vec<Vec<f64>>,
 }
 
-impl ExpectedAttention {
+impl Expected {
     fn stats<B: Backend>(&self, obs: &Observation<B>) -> QueryStats {
         let q = obs.queries("Expected Attention");
         let [b, h, n, d] = q.dims();
@@ -130,9 +169,12 @@ impl ExpectedAttention {
     }
 }
 
-impl<B: Backend> Scorer<B> for ExpectedAttention {
-    fn queries(&self) -> QueryNeed {
-        QueryNeed::All
+impl<B: Backend> Scorer<B> for Expected {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            queries: QueryNeed::All,
+            ..Inputs::NONE
+        }
     }
 
     fn score(&self, obs: &Observation<B>) -> Vec<f32> {

@@ -19,14 +19,40 @@
 //! among its heads by them ([`crate::Allocation::Adaptive`]). As in SnapKV, scores are then pooled
 //! over neighbouring positions.
 
+use burn::config::Config;
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::{host, Observation, QueryNeed, Scorer};
-use crate::{CacheError, Geometry};
+use super::adakv::ALPHA;
+use super::snapkv::SnapKv;
+use super::{Entry, KERNEL, WINDOW};
+use crate::params::Args;
+use crate::scorer::{host, Inputs, Observation, QueryNeed, Scorer};
+use crate::{Allocation, CacheError, Geometry, ModelContext, Policy};
+
+pub static ENTRY: Entry = Entry {
+    name: "laprox",
+    aliases: &["output_aware"],
+    summary: "LaProx-style output-aware scoring: each token's contribution to the layer's \
+              projected output over the window, cross-head terms included, with the layer's \
+              budget shared among heads by score",
+    params: &[WINDOW, KERNEL, ALPHA],
+    plain_scorer: false,
+    kvpress: &[],
+};
+
+pub fn build<B: Backend>(args: &mut Args) -> Result<Policy<B>, CacheError> {
+    let SnapKv { window, kernel } = SnapKv::read(args)?;
+    let alpha = args.real("alpha")?;
+    Ok(Policy {
+        recent: window,
+        allocation: Allocation::Adaptive { alpha },
+        ..Policy::scored(LaProx { window, kernel })
+    })
+}
 
 /// Output-aware scores of the last `window` queries, pooled with odd width `kernel`.
-#[derive(Debug, Clone)]
-pub struct OutputAware {
+#[derive(Config, Debug)]
+pub struct LaProx {
     pub window: usize,
     pub kernel: usize,
 }
@@ -57,19 +83,32 @@ pub fn output_gram<B: Backend>(
         .reshape([kv, g, d, g * d]))
 }
 
-impl<B: Backend> Scorer<B> for OutputAware {
-    fn queries(&self) -> QueryNeed {
-        QueryNeed::Recent(self.window)
+impl<B: Backend> Scorer<B> for LaProx {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            queries: QueryNeed::Recent(self.window),
+            ..Inputs::NONE
+        }
     }
 
-    fn needs_output(&self) -> bool {
-        true
+    fn layer_state(
+        &self,
+        layer: usize,
+        model: &ModelContext<B>,
+    ) -> Result<Option<Tensor<B, 4>>, CacheError> {
+        let weight = model
+            .output_projection(layer)
+            .ok_or(CacheError::NoOutputProjection {
+                layer,
+                policy: ENTRY.name.into(),
+            })?;
+        output_gram(layer, weight, &model.geometry).map(Some)
     }
 
     fn score(&self, obs: &Observation<B>) -> Vec<f32> {
         let gram = obs
-            .output
-            .expect("the cache hands LaProx the layer's output Gram");
+            .state
+            .expect("the cache shows LaProx the output Gram it built");
         let weights = obs.window_weights(self.window, "LaProx");
         let [b, kv, rows, t] = weights.dims();
         let (g, d) = (obs.geometry.group(), obs.geometry.head_dim);

@@ -1,10 +1,26 @@
 use burn::tensor::backend::Backend;
 
-use super::{host, Observation, Scorer};
+use super::Entry;
+use crate::params::Args;
+use crate::scorer::{host, Observation, Scorer};
+use crate::{CacheError, Policy};
+
+pub static ENTRY: Entry = Entry {
+    name: "keydiff",
+    aliases: &[],
+    summary: "KeyDiff: keep keys least similar to the mean key direction",
+    params: &[],
+    plain_scorer: true,
+    kvpress: &[("keydiff", "keydiff")],
+};
+
+pub fn build<B: Backend>(_: &mut Args) -> Result<Policy<B>, CacheError> {
+    Ok(Policy::scored(KeyDiff))
+}
 
 /// KeyDiff (Park et al., 2025): keep keys that differ from the rest. With the anchor
 /// `a = mean_j k_j/‖k_j‖` over the head's tokens, the score is `−cos(k_j, a)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct KeyDiff;
 
 impl<B: Backend> Scorer<B> for KeyDiff {

@@ -1,12 +1,31 @@
+use burn::config::Config;
 use burn::tensor::backend::Backend;
 
-use super::{Observation, Scorer};
+use super::Entry;
+use crate::params::{Args, Param};
+use crate::scorer::{Observation, Scorer};
+use crate::{CacheError, Policy};
+
+pub static ENTRY: Entry = Entry {
+    name: "random",
+    aliases: &[],
+    summary: "random scores: the floor any policy must beat",
+    params: &[Param::count("seed", 0, 0, usize::MAX, "seed of the scores")],
+    plain_scorer: true,
+    kvpress: &[],
+};
+
+pub fn build<B: Backend>(args: &mut Args) -> Result<Policy<B>, CacheError> {
+    Ok(Policy::scored(Random {
+        seed: args.count("seed")? as u64,
+    }))
+}
 
 /// Uniformly random scores: the floor every other policy must beat.
 ///
 /// Scores are a hash of `(seed, layer, head, position)`, so a token keeps its score across
 /// evictions and runs repeat exactly.
-#[derive(Debug, Clone, Default)]
+#[derive(Config, Debug)]
 pub struct Random {
     pub seed: u64,
 }

@@ -1,5 +1,5 @@
 //! MomentKV's moment-informed eviction score: how much error a token would add to the corrected
-//! attention ([`crate::corrected_attention`]) if it joined the evicted set.
+//! attention ([`crate::moment_attention`]) if it joined the evicted set.
 //!
 //! Expanding `e^{a·k}` to first order around the evicted key mean `μ` leaves, for each evicted
 //! token `j` and scaled query `a`, exactly the Taylor remainder
@@ -21,19 +21,65 @@
 //! `μ` is the mean the summary will have after this eviction: the stored mean merged with the
 //! mean of the held keys, weighted by how many tokens this eviction removes (`held − keep`).
 
+use burn::config::Config;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
-use super::{Observation, QueryNeed, Scorer};
+use super::snapkv::SnapKv;
+use super::{Entry, KERNEL, WINDOW};
+use crate::params::{Args, Param};
+use crate::scorer::{Inputs, Observation, QueryNeed, Scorer};
+use crate::{CacheError, Policy};
+
+pub static ENTRY: Entry = Entry {
+    name: "momentkv",
+    aliases: &["moment", "mi"],
+    summary: "MomentKV: evict tokens the moments of the evicted set already capture (each \
+              token's first-order error on the window's queries), and correct attention with \
+              those moments",
+    params: &[
+        WINDOW,
+        KERNEL,
+        Param::count(
+            "refine",
+            1,
+            0,
+            8,
+            "re-estimates of the summary mean from the eviction the scores imply",
+        ),
+        Param::flag(
+            "correct",
+            true,
+            "correct attention with the moments (false: moment-informed eviction alone)",
+        ),
+    ],
+    plain_scorer: true,
+    kvpress: &[],
+};
+
+pub fn build<B: Backend>(args: &mut Args) -> Result<Policy<B>, CacheError> {
+    let SnapKv { window, kernel } = SnapKv::read(args)?;
+    let refine = args.count("refine")?;
+    let correct = args.flag("correct")?;
+    Ok(Policy {
+        recent: window,
+        moments: correct,
+        ..Policy::scored(MomentKv {
+            window,
+            kernel,
+            refine,
+        })
+    })
+}
 
 /// The moment-informed score over the last `window` queries, pooled with odd width `kernel`.
-#[derive(Debug, Clone)]
-pub struct MomentInformed {
+#[derive(Config, Debug)]
+pub struct MomentKv {
     pub window: usize,
     pub kernel: usize,
     pub refine: usize,
 }
 
-impl MomentInformed {
+impl MomentKv {
     /// `μ` `[batch, kv_heads, 1, head_dim]`: the stored evicted mean merged with the mean of the
     /// held keys whose `leaving` weight is 1 `[batch, kv_heads, t, 1]`.
     fn summary_mean<B: Backend>(obs: &Observation<B>, leaving: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -103,13 +149,13 @@ impl MomentInformed {
     }
 }
 
-impl<B: Backend> Scorer<B> for MomentInformed {
-    fn queries(&self) -> QueryNeed {
-        QueryNeed::Recent(self.window)
-    }
-
-    fn needs_moments(&self) -> bool {
-        true
+impl<B: Backend> Scorer<B> for MomentKv {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            queries: QueryNeed::Recent(self.window),
+            moments: true,
+            ..Inputs::NONE
+        }
     }
 
     fn score(&self, obs: &Observation<B>) -> Vec<f32> {

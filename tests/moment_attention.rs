@@ -2,7 +2,7 @@
 //! outputs on every backend: checked against the closed form evaluated in f64 on the host.
 
 use burn::tensor::{Tensor, TensorData};
-use momentkv::cache::{corrected_attention, Moments, Order};
+use momentkv::cache::{moment_attention, Moments, Order};
 use momentkv::kernels::KernelBackend;
 
 const D: usize = 8;
@@ -64,7 +64,7 @@ fn closed_form(a: &[f64], retained: &[(&[f64], &[f64])], evicted: &[(&[f64], &[f
     num.iter().map(|x| x / den).collect()
 }
 
-pub fn corrected_attention_matches_the_closed_form<B: KernelBackend>(device: B::Device, tol: f32) {
+pub fn moment_attention_matches_the_closed_form<B: KernelBackend>(device: B::Device, tol: f32) {
     // 2 KV heads of 2 query heads, 3 new queries over 12 retained slots (slot 4 of KV head 1 is
     // padding), 40 evicted tokens per KV head; keys spread enough that logits reach ±10.
     let (heads, kv, s, t, m) = (4, 2, 3, 12, 40);
@@ -82,7 +82,7 @@ pub fn corrected_attention_matches_the_closed_form<B: KernelBackend>(device: B::
         Tensor::ones([1, kv, m, 1], &device),
         Order::First,
     );
-    let out = corrected_attention(
+    let out = moment_attention(
         tensor::<B>(&q, [1, heads, s, D], &device),
         tensor::<B>(&k, [1, kv, t, D], &device),
         tensor::<B>(&v, [1, kv, t, D], &device),
@@ -126,4 +126,4 @@ pub fn corrected_attention_matches_the_closed_form<B: KernelBackend>(device: B::
     );
 }
 
-backend_tests!(corrected_attention_matches_the_closed_form);
+backend_tests!(moment_attention_matches_the_closed_form);

@@ -1,37 +1,18 @@
 //! Scorers: how a policy ranks the tokens a KV head holds. Higher scores are kept.
 //!
-//! Each scorer is a small type behind [`Scorer`]; it reads what the cache observed (keys, values,
-//! recent queries, accumulated attention) from an [`Observation`] and never recomputes
-//! projections. Selection rules shared by all policies (budgets, protected sinks and recent
-//! tokens, per-head allocation) live in [`crate::Policy`] and [`crate::select`].
-
-mod expected;
-mod keydiff;
-mod knorm;
-mod laprox;
-mod moment;
-mod observed;
-mod random;
-mod snapkv;
-mod streaming;
-mod tova;
-
-pub use expected::ExpectedAttention;
-pub use keydiff::KeyDiff;
-pub use knorm::KNorm;
-pub use laprox::{output_gram, OutputAware};
-pub use moment::MomentInformed;
-pub use observed::ObservedAttention;
-pub use random::Random;
-pub use snapkv::SnapKv;
-pub use streaming::StreamingLlm;
-pub use tova::Tova;
+//! Each scorer is a small type behind [`Scorer`], in its policy's file
+//! ([`crate::policies`]). It declares what it reads beyond keys, values and positions
+//! ([`Inputs`]), and the cache keeps exactly that and shows it in an [`Observation`]; what it
+//! derives from the model once (LaProx's output Gram) it builds in [`Scorer::layer_state`] when
+//! the cache is built. It never recomputes projections. Selection rules shared by all policies
+//! (budgets, protected sinks and recent tokens, per-head allocation) live in [`crate::Policy`]
+//! and [`crate::select`].
 
 use burn::tensor::{
     activation::softmax, backend::Backend, module::avg_pool1d, Bool, Tensor, TensorData,
 };
 
-use crate::{Geometry, Moments};
+use crate::{CacheError, Geometry, ModelContext, Moments};
 
 /// Which recent queries a scorer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +24,44 @@ pub enum QueryNeed {
     /// Every query of the current pass (all of the prompt at one-pass prefill), and at least the
     /// last [`QUERY_BUFFER`] across passes.
     All,
+}
+
+/// What a scorer reads beyond keys, values and positions, declared in one place
+/// ([`Scorer::inputs`]); the cache, its prefill record and forks keep exactly this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inputs {
+    /// Recent queries.
+    pub queries: QueryNeed,
+    /// The attention mass each token received (an attention pass that materialises weights).
+    pub mass: bool,
+    /// The moments of the evicted tokens (kept whether or not attention is corrected with them).
+    pub moments: bool,
+}
+
+impl Inputs {
+    /// Keys, values and positions only.
+    pub const NONE: Self = Self {
+        queries: QueryNeed::None,
+        mass: false,
+        moments: false,
+    };
+
+    /// What either of two scorers reads (a prefill record serving several policies).
+    pub fn union(self, other: Self) -> Self {
+        let queries = match (self.queries, other.queries) {
+            (QueryNeed::All, _) | (_, QueryNeed::All) => QueryNeed::All,
+            (QueryNeed::Recent(a), QueryNeed::Recent(b)) => QueryNeed::Recent(a.max(b)),
+            (QueryNeed::Recent(n), QueryNeed::None) | (QueryNeed::None, QueryNeed::Recent(n)) => {
+                QueryNeed::Recent(n)
+            }
+            (QueryNeed::None, QueryNeed::None) => QueryNeed::None,
+        };
+        Self {
+            queries,
+            mass: self.mass || other.mass,
+            moments: self.moments || other.moments,
+        }
+    }
 }
 
 /// Queries kept across passes for [`QueryNeed::All`] scorers (kvpress's decoding buffer).
@@ -77,9 +96,8 @@ pub struct Observation<'a, B: Backend> {
     pub keep: usize,
     /// Moments of the tokens evicted before this eviction, when the scorer asked for them.
     pub moments: Option<&'a Moments<B>>,
-    /// The layer's output-projection Gram ([`output_gram`]), `[kv_heads, group, head_dim,
-    /// group · head_dim]`, when the scorer asked for it.
-    pub output: Option<&'a Tensor<B, 4>>,
+    /// What the scorer derived from the model for this layer ([`Scorer::layer_state`]).
+    pub state: Option<&'a Tensor<B, 4>>,
 }
 
 impl<B: Backend> Observation<'_, B> {
@@ -90,7 +108,7 @@ impl<B: Backend> Observation<'_, B> {
     }
 
     /// The queries, or a panic naming the scorer that forgot to ask for them.
-    fn queries(&self, who: &str) -> Tensor<B, 4> {
+    pub(crate) fn queries(&self, who: &str) -> Tensor<B, 4> {
         self.queries
             .clone()
             .unwrap_or_else(|| panic!("{who} scores from queries but did not ask for them"))
@@ -183,27 +201,20 @@ impl<B: Backend> Observation<'_, B> {
 
 /// Ranks the tokens of each KV head: higher scores are kept.
 pub trait Scorer<B: Backend>: Send {
-    /// Which recent queries [`Self::score`] reads.
-    fn queries(&self) -> QueryNeed {
-        QueryNeed::None
+    /// What [`Self::score`] reads beyond keys, values and positions.
+    fn inputs(&self) -> Inputs {
+        Inputs::NONE
     }
 
-    /// Whether [`Self::score`] reads the accumulated attention mass (computing it costs the
-    /// cache an attention pass that materialises weights).
-    fn needs_mass(&self) -> bool {
-        false
-    }
-
-    /// Whether [`Self::score`] reads the moments of the evicted tokens (the cache then keeps
-    /// them, whether or not it corrects attention with them).
-    fn needs_moments(&self) -> bool {
-        false
-    }
-
-    /// Whether [`Self::score`] reads the layer's output projection (the cache then asks the model
-    /// for it, [`crate::KvCache::output_projection`], and hands over its Gram).
-    fn needs_output(&self) -> bool {
-        false
+    /// State derived once from the model for layer `layer` when the cache is built, shown to
+    /// [`Self::score`] as [`Observation::state`] and counted in the cache's bytes (LaProx: the
+    /// output projection's head-group Gram). An error names what the model context lacks.
+    fn layer_state(
+        &self,
+        _layer: usize,
+        _model: &ModelContext<B>,
+    ) -> Result<Option<Tensor<B, 4>>, CacheError> {
+        Ok(None)
     }
 
     /// Whether the score is shared by every head (TOVA), so heads keep the same positions and
