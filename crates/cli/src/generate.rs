@@ -24,8 +24,8 @@ pub struct GenerateArgs {
     /// Upper bound on generated tokens.
     #[arg(long, default_value_t = 128)]
     pub max_new_tokens: usize,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    /// Sampling temperature, finite and at least 0; 0 is greedy.
+    #[arg(long, default_value_t = 0.0, value_parser = temperature, allow_negative_numbers = true)]
     pub temperature: f64,
     /// Nucleus sampling: keep the most likely tokens up to this probability mass.
     #[arg(long, default_value_t = 1.0, value_parser = top_p)]
@@ -36,6 +36,17 @@ pub struct GenerateArgs {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn temperature(s: &str) -> Result<f64, String> {
+    let t: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if t.is_finite() && t >= 0.0 {
+        Ok(t)
+    } else {
+        Err(format!(
+            "{t} is not a temperature: give a finite number ≥ 0 (0 is greedy)"
+        ))
+    }
 }
 
 fn top_p(s: &str) -> Result<f64, String> {

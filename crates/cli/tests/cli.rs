@@ -484,7 +484,7 @@ fn bad_cache_options_are_refused_by_name() {
 
 #[test]
 fn errors_are_one_line_and_name_the_problem() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &[
                 "generate",
@@ -511,6 +511,14 @@ fn errors_are_one_line_and_name_the_problem() {
                 "1.5",
             ],
             "1.5",
+        ),
+        (
+            &["generate", "--prompt", "x", "--temperature", "nan"],
+            "NaN is not a temperature",
+        ),
+        (
+            &["generate", "--prompt", "x", "--temperature", "-1"],
+            "-1 is not a temperature",
         ),
     ];
     for (args, needle) in cases {

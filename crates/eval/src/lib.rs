@@ -6,10 +6,15 @@
 //! - [`ruler`]: RULER's tasks (`momentkv-ruler`) on a model: data fetched, prompts sized in the
 //!   model's tokens and split into context and question;
 //! - [`sweep`]: one prefill per sample, every (policy, budget) answering from a fork of it;
+//! - [`experiment`]: a whole RULER sweep on disk, resumable: samples, `results.jsonl`, summary
+//!   and plots;
+//! - [`summary`]: a sweep's scores as Markdown tables and a score-vs-budget plot;
 //! - [`plot`]: line plots as standalone SVG.
 
+pub mod experiment;
 pub mod haystack;
 pub mod passkey;
 pub mod plot;
 pub mod ruler;
+pub mod summary;
 pub mod sweep;

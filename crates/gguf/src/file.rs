@@ -24,15 +24,18 @@ impl TensorInfo {
         self.ne.iter().rev().map(|&d| d as usize).collect()
     }
 
-    pub fn n_elements(&self) -> u64 {
-        self.ne.iter().product()
+    /// The element count, `None` when the file's dimensions overflow a `u64`.
+    pub fn n_elements(&self) -> Option<u64> {
+        self.ne.iter().try_fold(1u64, |n, &d| n.checked_mul(d))
     }
 
+    /// The byte length: `None` when the count overflows or is not a whole number of blocks.
     fn n_bytes(&self) -> Option<u64> {
         let block = self.ty.block_len() as u64;
-        let n = self.n_elements();
+        let n = self.n_elements()?;
         n.is_multiple_of(block)
-            .then(|| n / block * self.ty.block_bytes() as u64)
+            .then(|| (n / block).checked_mul(self.ty.block_bytes() as u64))
+            .flatten()
     }
 }
 
@@ -170,9 +173,10 @@ impl GgufFile {
         };
         let len = t.n_bytes().ok_or_else(|| {
             corrupt(format!(
-                "tensor {} has {} elements, not a multiple of the {} block size {}",
+                "tensor {} has dimensions {:?}: no whole number of {} blocks of {} that fits in \
+                 memory",
                 t.name,
-                t.n_elements(),
+                t.ne,
                 t.ty,
                 t.ty.block_len()
             ))
