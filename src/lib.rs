@@ -3,6 +3,7 @@
 //! This umbrella crate ties the layers together:
 //! - [`hub`] resolves model names (`smollm2-135m`) to files, fetching known models;
 //! - [`load`] opens a Hugging Face directory or a GGUF file as a ready [`Model`];
+//! - [`checksum`] names a checkpoint's exact bytes (SHA-256), for results that record it;
 //! - [`backend`] picks, at run time, one of the burn backends compiled in by cargo features
 //!   (`ndarray`, `flex`, `wgpu`, `cuda`).
 //!
@@ -31,6 +32,7 @@
 //! ```
 
 pub mod backend;
+pub mod checksum;
 mod error;
 pub mod hub;
 pub mod load;

@@ -1,7 +1,9 @@
 //! Opening a checkpoint (a Hugging Face directory or a GGUF file) as a ready model, its family
 //! detected from `config.json` or GGUF metadata.
 
-use std::path::{Path, PathBuf};
+use std::fs::FileType;
+use std::io;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use momentkv_gguf::GgufFile;
@@ -31,13 +33,54 @@ pub struct Model<B: KernelBackend> {
 
 /// Loads a Hugging Face directory or a `.gguf` file onto `device`.
 pub fn load<B: KernelBackend>(path: &Path, device: &B::Device) -> Result<Model<B>, Error> {
-    if path.is_dir() {
+    if checkpoint_is_dir(path)? {
         load_hf_dir(path, device)
-    } else if path.is_file() {
-        load_gguf(path, device)
     } else {
-        Err(Error::io(path, "no such file or directory"))
+        load_gguf(path, device)
     }
+}
+
+/// Whether a checkpoint path is a directory (`true`) or a regular file (`false`), told from its
+/// metadata alone: a missing path, a FIFO or a device such as `/dev/zero` is refused, saying what
+/// it is, without being opened.
+pub(crate) fn checkpoint_is_dir(path: &Path) -> Result<bool, Error> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::io(path, "no such file or directory"),
+        _ => Error::io(path, e),
+    })?;
+    if meta.is_dir() || meta.is_file() {
+        return Ok(meta.is_dir());
+    }
+    Err(Error::io(
+        path,
+        format!(
+            "is not a regular file or directory but {}: pass a .gguf file or a Hugging Face \
+             directory",
+            special_kind(meta.file_type())
+        ),
+    ))
+}
+
+/// What a file that is neither regular nor a directory is, in words.
+#[cfg_attr(not(unix), allow(unused_variables))]
+fn special_kind(kind: FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    "a special file"
 }
 
 fn unsupported_architecture(what: &str, found: &str) -> Error {
@@ -67,8 +110,8 @@ fn load_gguf<B: KernelBackend>(path: &Path, device: &B::Device) -> Result<Model<
             unsupported_architecture(&format!("{}: general.architecture", path.display()), arch)
         })?;
     let config = gguf_config(&file, &family)?;
-    let mut transformer = Transformer::new(&config, device)?;
-    transformer.load_tensors(gguf_tensors(&file, &config, &family))?;
+    let transformer =
+        Transformer::from_tensors(&config, gguf_tensors(&file, &config, &family), device)?;
     let tokenizer = Tokenizer::from_gguf(&file)?;
     let meta = file.metadata();
     let stop_tokens = [
@@ -117,7 +160,37 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut shards: Vec<&String> = index.weight_map.values().collect();
     shards.sort();
     shards.dedup();
-    Ok(shards.into_iter().map(|s| dir.join(s)).collect())
+    shards
+        .into_iter()
+        .map(|shard| shard_path(dir, &index_path, shard))
+        .collect()
+}
+
+/// A shard the index names, which must be a plain file name in the model directory: an absolute
+/// path or one through `..` or another directory would read weights from elsewhere.
+fn shard_path(dir: &Path, index: &Path, shard: &str) -> Result<PathBuf, Error> {
+    let mut parts = Path::new(shard).components();
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(name)), None) => Ok(dir.join(name)),
+        _ => Err(Error::io(
+            index,
+            format!("shard {shard:?} is not a file name in the model directory"),
+        )),
+    }
+}
+
+/// The stop ids of `generation_config.json`: `None` without the file or its `eos_token_id`, an
+/// error naming the file when it is there but unreadable or not the JSON expected.
+fn generation_stop_ids(dir: &Path) -> Result<Option<TokenIds>, Error> {
+    let path = dir.join("generation_config.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let generation: GenerationConfig =
+        serde_json::from_str(&text).map_err(|e| Error::io(&path, e))?;
+    Ok(generation.eos_token_id)
 }
 
 fn load_hf_dir<B: KernelBackend>(dir: &Path, device: &B::Device) -> Result<Model<B>, Error> {
@@ -138,16 +211,10 @@ fn load_hf_dir<B: KernelBackend>(dir: &Path, device: &B::Device) -> Result<Model
         unsupported_architecture(&format!("{}: architectures", config_path.display()), &found)
     })?;
     let config = hf.to_transformer(&family)?;
-    let mut transformer = Transformer::new(&config, device)?;
-    transformer.load_safetensors(&weight_files(dir)?)?;
+    let transformer = Transformer::from_safetensors(&config, &weight_files(dir)?, device)?;
     let tokenizer = Tokenizer::from_hf_dir(dir)?;
 
-    let generation: Option<GenerationConfig> =
-        std::fs::read_to_string(dir.join("generation_config.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok());
-    let stop_tokens = generation
-        .and_then(|g| g.eos_token_id)
+    let stop_tokens = generation_stop_ids(dir)?
         .or(hf.eos_token_id)
         .map(|ids| ids.to_vec())
         .or_else(|| {

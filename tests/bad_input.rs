@@ -22,7 +22,8 @@ type B = burn::backend::NdArray;
 struct Scratch(PathBuf);
 
 impl Scratch {
-    fn copy_of(name: &str) -> Self {
+    /// An empty scratch directory.
+    fn new(name: &str) -> Self {
         static COPIES: AtomicUsize = AtomicUsize::new(0);
         let copy = COPIES.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
@@ -30,11 +31,38 @@ impl Scratch {
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn copy_of(name: &str) -> Self {
+        let scratch = Self::new(name);
         for entry in std::fs::read_dir(fixture(name)).unwrap() {
             let path = entry.unwrap().path();
-            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+            std::fs::copy(&path, scratch.0.join(path.file_name().unwrap())).unwrap();
         }
-        Self(dir)
+        scratch
+    }
+
+    /// A copy of the fixture GGUF file `name` in this directory, with the u32 metadata value
+    /// `key` set to `value`.
+    fn patched_gguf(&self, name: &str, key: &str, value: u32) -> PathBuf {
+        let mut bytes = std::fs::read(fixture(name)).unwrap();
+        let mut entry = (key.len() as u64).to_le_bytes().to_vec();
+        entry.extend_from_slice(key.as_bytes());
+        let at = bytes
+            .windows(entry.len())
+            .position(|w| w == entry)
+            .unwrap_or_else(|| panic!("no {key} in {name}"))
+            + entry.len();
+        assert_eq!(
+            &bytes[at..at + 4],
+            &4u32.to_le_bytes()[..],
+            "{key} is not a u32"
+        );
+        bytes[at + 4..at + 8].copy_from_slice(&value.to_le_bytes());
+        let path = self.0.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
     }
 
     fn edit_config(&self, edit: impl FnOnce(&mut serde_json::Value)) {
@@ -233,4 +261,149 @@ fn unknown_and_absent_backends_are_explained() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn sizes_beyond_the_limits_are_refused_in_one_short_line() {
+    for (field, value) in [
+        ("num_hidden_layers", 1u64 << 31),
+        ("num_hidden_layers", 200_000),
+        ("hidden_size", 1 << 40),
+        ("head_dim", 1 << 40),
+        ("intermediate_size", 1 << 40),
+        ("vocab_size", 1 << 40),
+    ] {
+        let dir = Scratch::copy_of("llama-tied");
+        dir.edit_config(|c| c[field] = serde_json::json!(value));
+        let err = load_error(&dir.0);
+        assert!(
+            err.contains(field) && err.contains("limit") && err.len() < 200,
+            "{field} = {value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn more_layers_than_the_checkpoint_has_name_the_first_missing_tensors() {
+    let dir = Scratch::copy_of("llama-tied");
+    dir.edit_config(|c| c["num_hidden_layers"] = serde_json::json!(1000));
+    let err = load_error(&dir.0);
+    assert!(
+        err.contains("missing")
+            && err.contains("layers.10.")
+            && err.ends_with("... and 8979 more")
+            && err.len() < 300,
+        "{err}"
+    );
+}
+
+#[test]
+fn tensor_shapes_that_disagree_with_the_config_are_named() {
+    let dir = Scratch::copy_of("llama-tied");
+    dir.edit_config(|c| c["intermediate_size"] = serde_json::json!(256));
+    let err = load_error(&dir.0);
+    assert!(
+        err.contains(
+            "layers.0.mlp.down_proj.weight is [64, 128], the configuration gives [64, 256]"
+        ) && err.ends_with("... and 3 more"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gguf_sizes_are_checked_before_the_model_is_built() {
+    let dir = Scratch::new("gguf-sizes");
+    let huge = dir.patched_gguf("llama-tied.gguf", "llama.block_count", 1 << 31);
+    let err = load_error(&huge);
+    assert!(
+        err.contains("llama.block_count") && err.contains("1024"),
+        "{err}"
+    );
+    let deeper = dir.patched_gguf("llama-tied.gguf", "llama.block_count", 3);
+    let err = load_error(&deeper);
+    assert!(
+        err.contains("missing") && err.contains("layers.2.") && err.ends_with("... and 6 more"),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_and_devices_are_named_for_what_they_are_without_being_read() {
+    let err = load_error(Path::new("/dev/zero"));
+    assert!(
+        err.contains("/dev/zero") && err.contains("not a regular file") && err.contains("device"),
+        "{err}"
+    );
+    let dir = Scratch::new("fifo");
+    let fifo = dir.0.join("model.gguf");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Reading a FIFO with no writer would block: both errors come from its metadata alone.
+    let err = load_error(&fifo);
+    assert!(err.contains("FIFO"), "{err}");
+    let err = momentkv::hub::resolve(fifo.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("FIFO") && err.contains("model.gguf"), "{err}");
+}
+
+#[test]
+fn index_shards_outside_the_model_directory_are_refused() {
+    let dir = Scratch::copy_of("llama-tied");
+    std::fs::remove_file(dir.0.join("model.safetensors")).unwrap();
+    for shard in [
+        "../model.safetensors",
+        "/etc/passwd",
+        "shards/../../model.safetensors",
+    ] {
+        let index = serde_json::json!({
+            "metadata": {},
+            "weight_map": {"model.embed_tokens.weight": shard}
+        });
+        std::fs::write(
+            dir.0.join("model.safetensors.index.json"),
+            index.to_string(),
+        )
+        .unwrap();
+        let err = load_error(&dir.0);
+        assert!(
+            err.contains("model.safetensors.index.json") && err.contains(shard),
+            "{shard}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_generation_config_names_the_file() {
+    let dir = Scratch::copy_of("llama-tied");
+    let path = dir.0.join("generation_config.json");
+    std::fs::write(&path, r#"{"eos_token_id": "#).unwrap();
+    let err = load_error(&dir.0);
+    assert!(err.contains("generation_config.json"), "{err}");
+    // Without the file, the stop ids come from config.json.
+    std::fs::remove_file(&path).unwrap();
+    let model = load::<B>(&dir.0, &Default::default()).unwrap();
+    assert_eq!(model.stop_tokens, vec![2]);
+}
+
+#[test]
+fn a_tensor_named_twice_in_a_gguf_file_is_refused() {
+    // Found by `momentkv-fuzz gguf-config`: the loader took the second entry's shape and the
+    // first entry's data, and burn panicked on the mismatch.
+    let dir = Scratch::new("duplicate-tensor");
+    let mut bytes = std::fs::read(fixture("llama-tied.gguf")).unwrap();
+    let (q, k) = (b"blk.0.attn_q.weight", b"blk.0.attn_k.weight");
+    let at = bytes.windows(q.len()).position(|w| w == q).unwrap();
+    bytes[at..at + q.len()].copy_from_slice(k);
+    let path = dir.0.join("duplicate.gguf");
+    std::fs::write(&path, bytes).unwrap();
+    let err = load_error(&path);
+    assert!(
+        err.contains("tensor blk.0.attn_k.weight appears twice"),
+        "{err}"
+    );
 }

@@ -321,14 +321,20 @@ mod cuda {
 
     #[test]
     fn fused_kernel_matches_the_reference_f32() {
-        if cuda_available() {
+        if cuda_available(concat!(
+            module_path!(),
+            "::fused_kernel_matches_the_reference_f32"
+        )) {
             super::kernel_matches_reference::<Cuda>(&Default::default(), FloatDType::F32, 1e-5);
         }
     }
 
     #[test]
     fn fused_kernel_matches_the_reference_f16() {
-        if cuda_available() {
+        if cuda_available(concat!(
+            module_path!(),
+            "::fused_kernel_matches_the_reference_f16"
+        )) {
             super::f16_matches_reference::<Cuda>(&Default::default());
         }
     }

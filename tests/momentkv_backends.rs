@@ -1,7 +1,8 @@
 //! End to end on the default model: generation with the `momentkv` policy (eviction at prefill and
 //! while decoding, moment-corrected attention) gives the same tokens on wgpu, where the correction
 //! is the fused CubeCL kernel, as on ndarray, where it is tensor ops. Skipped, saying how to fetch
-//! the model, when it is not present.
+//! the model, when it is not present, and failed instead where data is required
+//! (`MOMENTKV_REQUIRE_DATA=1` or `CI=true`).
 
 use burn::backend::{NdArray, Wgpu};
 use momentkv::cache::{Budget, EvictAt, EvictingCache, KvCache, PolicySpec};

@@ -1,6 +1,7 @@
 //! Passkey retrieval on the default model (SmolLM2-135M-Instruct) over about 1.5k tokens of
 //! Paul Graham's essays: found with the full cache and with SnapKV at 256 tokens per KV head.
-//! Skipped, saying how to fetch them, without the model or the essays; CI fetches both.
+//! Skipped, saying how to fetch them, without the model or the essays, and failed instead where data
+//! is required (`MOMENTKV_REQUIRE_DATA=1` or `CI=true`); CI fetches both.
 //!
 //! SnapKV runs query-aware (the question compressed with the context, SnapKV's own setting) with
 //! the original SnapKV window of 32 and a pooling kernel of 15: SmolLM2 writes each digit as a

@@ -1,6 +1,7 @@
 //! The default model, SmolLM2-135M-Instruct (Q4_1 GGUF), against what `transformers` produced from
 //! the same dequantized weights (tests/fixtures/smollm2-reference.json). Skipped, saying how to
-//! fetch the model, when it is not present; CI fetches it so these run there.
+//! fetch the model, when it is not present, and failed instead where data is required
+//! (`MOMENTKV_REQUIRE_DATA=1` or `CI=true`, see `hub::require_data`); CI fetches it.
 
 use crate::common::fixture;
 use momentkv::cache::FullCache;

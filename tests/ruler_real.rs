@@ -1,7 +1,7 @@
 //! RULER on the default model: needle-in-a-haystack over 1k tokens of essays, generated in the
 //! model's own tokens, is answered with the full cache, through the evaluation's one-prefill
-//! sweep. Skipped, saying how to fetch them, without the model, the essays or the word lists; CI
-//! fetches them.
+//! sweep. Skipped, saying how to fetch them, without the model, the essays or the word lists, and
+//! failed instead where data is required (`MOMENTKV_REQUIRE_DATA=1` or `CI=true`); CI fetches them.
 
 use momentkv::hub;
 use momentkv::load::load;

@@ -53,7 +53,7 @@ pub use policy::{Allocation, LayerBudget, Policy};
 pub use record::PrefillRecord;
 pub use scorer::{Inputs, Observation, QueryNeed, Scorer};
 pub use select::{select, Selection};
-pub use spec::{PolicySpec, MIN_SEGMENT};
+pub use spec::{PolicySpec, MAX_SUMMARIES, MIN_SEGMENT};
 
 use burn::tensor::Tensor;
 use momentkv_kernels::KernelBackend;

@@ -170,8 +170,8 @@ pub const COMMON_PARAMS: &[Param] = &[
         0,
         0,
         MAX_POSITIONS,
-        "with moments: one summary per block of this many positions, at least 16 (0: one per \
-         head)",
+        "with moments: one summary per block of this many positions, at least 16, at most 64 \
+         summaries (0: one per head)",
     ),
 ];
 

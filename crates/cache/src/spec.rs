@@ -6,7 +6,7 @@ use std::str::FromStr;
 use burn::tensor::backend::Backend;
 
 use crate::params::{Args, COMMON_PARAMS};
-use crate::policies::{self, POLICIES};
+use crate::policies::{self, Entry, POLICIES};
 use crate::{CacheError, Order, Policy};
 
 /// A policy as written: `name[+moments][:key=value,...]`.
@@ -29,33 +29,21 @@ impl FromStr for PolicySpec {
             Some(base) => (base.to_string(), true),
             None => (name, false),
         };
-        let entry = policies::find(&name).ok_or_else(|| CacheError::UnknownPolicy {
-            name: name.clone(),
-            known: POLICIES
-                .iter()
-                .map(|p| p.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+        let entry = entry(&name)?;
         let mut params: Vec<(String, String)> = Vec::new();
         for item in rest.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let bad = |reason: &str| CacheError::BadParameter {
+            let bad = |key: &str, value: &str, reason: &str| CacheError::BadParameter {
                 policy: entry.name.into(),
-                key: item.into(),
-                value: String::new(),
+                key: key.into(),
+                value: value.into(),
                 reason: reason.into(),
             };
             let (k, v) = item
                 .split_once('=')
-                .ok_or_else(|| bad("parameters are written key=value"))?;
+                .ok_or_else(|| bad(item, "", "parameters are written key=value"))?;
             let (k, v) = (k.trim(), v.trim());
             if params.iter().any(|(given, _)| given == k) {
-                return Err(CacheError::BadParameter {
-                    policy: entry.name.into(),
-                    key: k.into(),
-                    value: v.into(),
-                    reason: "the parameter is given twice".into(),
-                });
+                return Err(bad(k, v, "the parameter is given twice"));
             }
             params.push((k.to_string(), v.to_string()));
         }
@@ -65,6 +53,18 @@ impl FromStr for PolicySpec {
             params,
         })
     }
+}
+
+/// The registry's entry for `name`, or an error listing the registry.
+fn entry(name: &str) -> Result<&'static Entry, CacheError> {
+    policies::find(name).ok_or_else(|| CacheError::UnknownPolicy {
+        name: name.into(),
+        known: POLICIES
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 impl fmt::Display for PolicySpec {
@@ -84,18 +84,15 @@ impl fmt::Display for PolicySpec {
 /// few next to the tokens held.
 pub const MIN_SEGMENT: usize = 16;
 
+/// With moments and `segment=L`: the most summaries a head keeps; positions from
+/// `(MAX_SUMMARIES − 1)·L` on share the last one.
+pub const MAX_SUMMARIES: usize = 64;
+
 impl PolicySpec {
     /// The policy with its parameters applied; unknown, repeated, out-of-range or invalid
     /// parameters are errors naming them.
     pub fn build<B: Backend>(&self) -> Result<Policy<B>, CacheError> {
-        let entry = policies::find(&self.name).ok_or_else(|| CacheError::UnknownPolicy {
-            name: self.name.clone(),
-            known: POLICIES
-                .iter()
-                .map(|p| p.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+        let entry = entry(&self.name)?;
         let mut args = Args::new(&self.name, &self.params, entry);
         let mut policy = policies::build::<B>(entry, &mut args)?;
         policy.spec = self.to_string();

@@ -2,7 +2,7 @@
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
-use crate::{Moments, Order, Selection};
+use crate::{Moments, Order, Selection, MAX_SUMMARIES};
 
 /// What one layer of an [`crate::EvictingCache`] holds.
 ///
@@ -84,7 +84,8 @@ impl<B: Backend> LayerStore<B> {
 
     /// Folds the slots `selection` does not keep into the moments (starting them if absent):
     /// the evicted tokens of each row are gathered, padded to the row with most, and weighted 0/1;
-    /// with `segment = L > 0`, a token at position `p` goes to summary `p / L`.
+    /// with `segment = L > 0`, a token at position `p` goes to summary `min(p / L, S − 1)`, at
+    /// most [`MAX_SUMMARIES`] `S` of them, so the state stays bounded however long the context.
     pub fn absorb_evicted(&mut self, selection: &Selection, order: Order, segment: usize) {
         let [b, kv, t, d] = self.keys.dims();
         let evicted: Vec<Vec<usize>> = selection
@@ -103,7 +104,7 @@ impl<B: Backend> LayerStore<B> {
         }
         let summary_of = |row: usize, slot: usize| match segment {
             0 => 0,
-            l => self.positions[row * t + slot] as usize / l,
+            l => (self.positions[row * t + slot] as usize / l).min(MAX_SUMMARIES - 1),
         };
         let summaries = evicted
             .iter()

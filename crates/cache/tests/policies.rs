@@ -809,17 +809,19 @@ fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
 
 #[test]
 fn a_summary_per_segment_is_exact_when_each_segments_keys_are_equal() {
-    // Positions 0..4 share key A, 4..8 key B (both large: KNorm evicts them), 8..12 are small.
-    let mut keys: Vec<[f32; D]> = (0..12).map(|i| e(i % D, 0.2 + 0.05 * i as f32)).collect();
-    keys[..4].fill([2.0, -1.0, 0.5, 3.0]);
-    keys[4..8].fill([-1.5, 2.5, 1.0, -2.0]);
-    let values: Vec<[f32; D]> = (0..12).map(|i| e((i + 1) % D, 1.0 + i as f32)).collect();
+    // Positions 0..16 share key A, 16..32 key B (both large: KNorm evicts them), 32..48 are small.
+    let mut keys: Vec<[f32; D]> = (0..48).map(|i| e(i % D, 0.2 + 0.01 * i as f32)).collect();
+    keys[..16].fill([2.0, -1.0, 0.5, 3.0]);
+    keys[16..32].fill([-1.5, 2.5, 1.0, -2.0]);
+    let values: Vec<[f32; D]> = (0..48)
+        .map(|i| e((i + 1) % D, 1.0 + 0.25 * i as f32))
+        .collect();
     let decode = |cache: &mut dyn KvCache<B>| {
-        cache.prepare(12, Phase::Prefill).unwrap();
+        cache.prepare(48, Phase::Prefill).unwrap();
         let (q, k, v) = (
-            tensor(&keys, [1, 1, 12]),
-            tensor(&keys, [1, 1, 12]),
-            tensor(&values, [1, 1, 12]),
+            tensor(&keys, [1, 1, 48]),
+            tensor(&keys, [1, 1, 48]),
+            tensor(&values, [1, 1, 48]),
         );
         cache.attend(0, q, k, v).unwrap();
         cache.prepare(1, Phase::Decode).unwrap();
@@ -833,12 +835,12 @@ fn a_summary_per_segment_is_exact_when_each_segments_keys_are_equal() {
             .unwrap()
     };
     let exact = decode(&mut FullCache::new(1));
-    let mut segmented = cache("knorm+moments:segment=4", 4, "prefill", geometry(1, 1));
+    let mut segmented = cache("knorm+moments:segment=16", 16, "prefill", geometry(1, 1));
     let out = decode(&mut segmented);
-    assert_eq!(kept(&segmented), vec![vec![8, 9, 10, 11, 12]]);
+    assert_eq!(kept(&segmented), vec![(32..49).collect::<Vec<_>>()]);
     out.into_data()
         .assert_approx_eq::<f32>(&exact.clone().into_data(), Tolerance::absolute(1e-5));
-    let mut single = cache("knorm+moments", 4, "prefill", geometry(1, 1));
+    let mut single = cache("knorm+moments", 16, "prefill", geometry(1, 1));
     let gap: f32 = (decode(&mut single) - exact).abs().max().into_scalar();
     assert!(
         gap > 1e-3,
@@ -846,6 +848,41 @@ fn a_summary_per_segment_is_exact_when_each_segments_keys_are_equal() {
     );
     // Two summaries: twice the d² + 2d + 1 floats of one.
     assert_eq!(segmented.bytes() - single.bytes(), (D * D + 2 * D + 1) * 4);
+}
+
+#[test]
+fn summaries_per_head_are_capped_however_long_the_context() {
+    use momentkv_cache::MAX_SUMMARIES;
+    // `blocks` blocks of 16 positions; the last block has small keys (KNorm keeps it), so the
+    // evicted positions fill blocks 0..blocks-1, one summary each up to the cap.
+    let bytes = |blocks: usize| {
+        let n = 16 * blocks;
+        let rows: Vec<[f32; D]> = (0..n)
+            .map(|i| {
+                e(
+                    i % D,
+                    if i < n - 16 {
+                        2.0 + (i % 5) as f32
+                    } else {
+                        0.1
+                    },
+                )
+            })
+            .collect();
+        let mut c = cache("knorm+moments:segment=16", 16, "prefill", geometry(1, 1));
+        c.prepare(n, Phase::Prefill).unwrap();
+        let t = || tensor(&rows, [1, 1, n]);
+        c.attend(0, t(), t(), t()).unwrap();
+        assert_eq!(
+            kept(&c),
+            vec![((n - 16) as u32..n as u32).collect::<Vec<_>>()]
+        );
+        c.bytes()
+    };
+    let summary = (D * D + 2 * D + 1) * 4;
+    assert_eq!(MAX_SUMMARIES, 64);
+    assert_eq!(bytes(80) - bytes(40), (MAX_SUMMARIES - 39) * summary);
+    assert_eq!(bytes(100), bytes(80));
 }
 
 #[test]

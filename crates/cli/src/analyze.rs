@@ -103,8 +103,10 @@ impl WithBackend for Analyze {
         }
         let (context, tail) = tokens.split_at(tokens.len() - args.queries);
         let policies = split_policies(&args.policies);
+        // The full cache is the reference every policy is measured against.
         let cells: Vec<CacheArgs> = policies
             .iter()
+            .filter(|p| *p != "full")
             .flat_map(|p| {
                 args.budgets.iter().map(|&b| CacheArgs {
                     policy: p.clone(),
@@ -142,14 +144,14 @@ impl WithBackend for Analyze {
                 kv_cache_bytes: cache.bytes(),
             };
             if args.json {
-                println!("{}", json(&run, context.len(), tail.len()));
+                outln!("{}", json(&run, context.len(), tail.len()));
             } else {
-                print_layers(&run);
+                print_layers(&run)?;
             }
             runs.push(run);
         }
         if !args.json {
-            print_summary(&runs, context.len(), tail.len());
+            print_summary(&runs, context.len(), tail.len())?;
         }
         if let Some(path) = &args.plot {
             let plot = LinePlot {
@@ -177,7 +179,7 @@ impl WithBackend for Analyze {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-            eprintln!("plot written to {}", path.display());
+            noteln!("plot written to {}", path.display());
         }
         Ok(())
     }
@@ -211,12 +213,12 @@ fn cell(x: f64) -> String {
     }
 }
 
-fn print_layers(run: &Run) {
-    println!("\n{} @ budget {}\n", run.policy, run.budget);
-    println!("| layer | rel. error | evicted mass | cos(f_E, estimate) | cos(o_R, f_E) |");
-    println!("|---|---|---|---|---|");
+fn print_layers(run: &Run) -> Result<(), Error> {
+    outln!("\n{} @ budget {}\n", run.policy, run.budget);
+    outln!("| layer | rel. error | evicted mass | cos(f_E, estimate) | cos(o_R, f_E) |");
+    outln!("|---|---|---|---|---|");
     for l in &run.layers {
-        println!(
+        outln!(
             "| {} | {} | {} | {} | {} |",
             l.layer,
             cell(l.rel_error),
@@ -225,18 +227,17 @@ fn print_layers(run: &Run) {
             cell(l.mismatch_cosine)
         );
     }
+    Ok(())
 }
 
-fn print_summary(runs: &[Run], context: usize, queries: usize) {
-    println!(
+fn print_summary(runs: &[Run], context: usize, queries: usize) -> Result<(), Error> {
+    outln!(
         "\nMean over layers ({context} context tokens compressed, the next {queries} measured)\n"
     );
-    println!(
-        "| policy | budget | rel. error | evicted mass | cos(f_E, estimate) | cos(o_R, f_E) |"
-    );
-    println!("|---|---|---|---|---|---|");
+    outln!("| policy | budget | rel. error | evicted mass | cos(f_E, estimate) | cos(o_R, f_E) |");
+    outln!("|---|---|---|---|---|---|");
     for r in runs {
-        println!(
+        outln!(
             "| {} | {} | {} | {} | {} | {} |",
             r.policy,
             r.budget,
@@ -246,6 +247,7 @@ fn print_summary(runs: &[Run], context: usize, queries: usize) {
             cell(r.mean(|l| l.mismatch_cosine))
         );
     }
+    Ok(())
 }
 
 pub fn run(args: AnalyzeArgs) -> Result<(), Error> {

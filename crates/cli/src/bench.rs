@@ -160,6 +160,8 @@ impl WithBackend for Bench {
         } else {
             caches.push(CacheArgs {
                 policy: "full".into(),
+                budget: None,
+                compression: None,
                 ..args.cache.clone()
             });
             caches.extend(args.budgets.iter().map(|&n| CacheArgs {
@@ -184,31 +186,37 @@ impl WithBackend for Bench {
                 v["threads"] = std::thread::available_parallelism()
                     .map_or(1, |n| n.get())
                     .into();
-                println!("{v}");
+                outln!("{v}");
             }
             return Ok(());
         }
-        println!("model        {}", path.display());
-        println!(
+        outln!("model        {}", path.display());
+        outln!(
             "backend      {} (kernels: {})",
             B::name(&device),
             B::kernel_engine()
         );
-        println!(
+        outln!(
             "prompt       {} tokens, {} generated, eviction at {}",
             prompt.len(),
             args.gen,
             args.cache.evict_during
         );
-        println!("load         {load_s:.2} s");
+        outln!("load         {load_s:.2} s");
         let base = &runs[0];
-        println!(
+        outln!(
             "\n{:<34} {:>12} {:>7} {:>12} {:>12} {:>8} {:>14}",
-            "cache", "KV bytes", "vs 1st", "prefill t/s", "decode t/s", "vs 1st", "ms/tok 1st→4th"
+            "cache",
+            "KV bytes",
+            "vs 1st",
+            "prefill t/s",
+            "decode t/s",
+            "vs 1st",
+            "ms/tok 1st→4th"
         );
         for run in &runs {
             let (first, last) = run.quarter_ms();
-            println!(
+            outln!(
                 "{:<34} {:>12} {:>7.3} {:>12.1} {:>12.1} {:>8.2} {:>6.1} → {:>5.1}",
                 run.label,
                 run.out.kv_cache_bytes,

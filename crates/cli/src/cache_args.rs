@@ -31,6 +31,14 @@ impl CacheArgs {
     ) -> Result<EvictingCache<B>, Error> {
         let spec: PolicySpec = self.policy.parse()?;
         let policy = spec.build::<B>()?;
+        if !policy.evicts() && (self.budget.is_some() || self.compression.is_some()) {
+            return Err(CacheError::BadBudget(format!(
+                "policy '{}' keeps every token, so --budget and --compression do nothing: pick an \
+                 evicting --policy (momentkv policies) or drop them",
+                spec.name
+            ))
+            .into());
+        }
         let budget = match (self.budget, self.compression) {
             (Some(n), _) => Budget::tokens(n)?,
             (None, Some(r)) => Budget::compression(r)?,
@@ -44,6 +52,26 @@ impl CacheArgs {
                 .into())
             }
         };
+        // What the user asked to protect (a policy's own window, protected by its definition,
+        // gives way to a smaller budget as in kvpress).
+        let given = |key: &str, value: usize| {
+            let named = spec.params.iter().any(|(k, _)| k == key);
+            if named {
+                value
+            } else {
+                0
+            }
+        };
+        let (sinks, recent) = (given("sinks", policy.sinks), given("recent", policy.recent));
+        let protected = sinks.saturating_add(recent);
+        if let Some(n) = self.budget.filter(|&n| protected > n) {
+            return Err(CacheError::BadBudget(format!(
+                "'{}' protects {protected} tokens (sinks {sinks} + recent {recent}), more than \
+                 --budget {n}: lower them or raise the budget",
+                policy.spec
+            ))
+            .into());
+        }
         let at: EvictAt = self.evict_during.parse()?;
         Ok(EvictingCache::new(
             model.cache_context(),

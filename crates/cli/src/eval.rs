@@ -1,7 +1,6 @@
 //! `momentkv eval`: RULER's tasks over policies and budgets, resumable, with a Markdown summary
 //! and score-vs-budget plots.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -119,15 +118,14 @@ impl Progress {
             Some(b) => format!("{} @ {b}", outcome.policy),
             None => outcome.policy.clone(),
         };
-        eprint!(
+        crate::out::note(format_args!(
             "\r\x1b[2K[{done}/{total} {:>3}%] {} left · {} {}k #{} {cell}",
             100 * done / total.max(1),
             format_args!("{}m{:02}s", left / 60, left % 60),
             outcome.task,
             outcome.length / 1024,
             outcome.index,
-        );
-        let _ = std::io::stderr().flush();
+        ));
     }
 }
 
@@ -173,14 +171,19 @@ impl WithBackend for Eval {
             started: Instant::now(),
         };
         let report = sweep.run(&model, |event| match event {
+            Event::TornLine { path, bytes, kept } => noteln!(
+                "{}: its last line was torn ({bytes} bytes): moved to {}, answered again",
+                path.display(),
+                kept.display()
+            ),
             Event::UnreadLine { path, line, error } => {
-                eprintln!("{}:{line}: skipped ({error})", path.display());
+                noteln!("{}:{line}: skipped ({error})", path.display());
             }
             Event::SkippedTask {
                 task,
                 length,
                 error,
-            } => eprintln!("skipped {task} at {length} tokens: {error}"),
+            } => noteln!("skipped {task} at {length} tokens: {error}"),
             Event::Answering { .. } => progress.started = Instant::now(),
             Event::Answered {
                 outcome,
@@ -188,9 +191,9 @@ impl WithBackend for Eval {
                 total,
             } => progress.step(outcome, done, total),
         })?;
-        eprintln!();
-        print!("{}", report.summary);
-        eprintln!("results in {}", sweep.out.display());
+        noteln!();
+        out!("{}", report.summary);
+        noteln!("results in {}", sweep.out.display());
         Ok(())
     }
 }

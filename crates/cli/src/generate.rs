@@ -1,5 +1,3 @@
-use std::io::Write;
-
 use momentkv::backend::{dispatch, WithBackend};
 use momentkv::kernels::KernelBackend;
 use momentkv::tokenizer::ChatMessage;
@@ -82,8 +80,7 @@ impl WithBackend for Generate {
         let mut sampler = Sampler::new(args.temperature, args.top_p, args.seed);
         let mut cache = args.cache.build(&model.transformer)?;
         let mut stream = model.tokenizer.stream();
-        let mut stdout = std::io::stdout();
-        let mut stream_error = None;
+        let mut stream_error: Option<Error> = None;
         let out = generate(
             &model.transformer,
             &mut cache,
@@ -91,21 +88,19 @@ impl WithBackend for Generate {
             &options,
             &mut sampler,
             |id| {
-                if args.json {
+                if args.json || stream_error.is_some() {
                     return;
                 }
-                match stream.step(id) {
-                    Ok(Some(text)) => {
-                        print!("{text}");
-                        stdout.flush().ok();
-                    }
-                    Ok(None) => {}
-                    Err(e) => stream_error = Some(e),
-                }
+                let shown = match stream.step(id) {
+                    Ok(Some(text)) => crate::out::write(format_args!("{text}")),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e.into()),
+                };
+                stream_error = shown.err();
             },
         )?;
         if let Some(e) = stream_error {
-            return Err(e.into());
+            return Err(e);
         }
         if args.json {
             let report = serde_json::json!({
@@ -122,13 +117,13 @@ impl WithBackend for Generate {
                 "evicted_tokens": cache.evicted(),
                 "stopped": out.stopped,
             });
-            println!("{report}");
+            outln!("{report}");
         } else {
-            println!();
+            outln!();
             if let Some(note) = nothing_evicted_note(&cache) {
-                eprintln!("{note}");
+                noteln!("{note}");
             }
-            eprintln!(
+            noteln!(
                 "[{} prompt tokens, {} generated; prefill {:.1} tok/s, decode {:.1} tok/s, KV cache {} bytes ({}, {} evicted), {}]",
                 out.prompt_tokens,
                 out.tokens.len(),

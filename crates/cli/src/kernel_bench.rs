@@ -137,16 +137,19 @@ pub fn run<B: KernelBackend>(
             "budget {zero}: bench --kernel needs budgets of at least 1 token"
         )));
     }
-    println!(
+    outln!(
         "backend      {} (kernels: {})",
         B::name(device),
         B::kernel_engine()
     );
-    println!(
+    outln!(
         "decode step  1 query × {} heads over {} KV heads, head_dim {}, f32; mean of {} calls",
-        shape.heads, shape.kv_heads, shape.head_dim, shape.iters
+        shape.heads,
+        shape.kv_heads,
+        shape.head_dim,
+        shape.iters
     );
-    println!(
+    outln!(
         "\n{:>7} {:>12} {:>12} {:>12} {:>12} {:>9} {:>11} {:>9}{}",
         "budget",
         "unfused µs",
@@ -184,7 +187,7 @@ pub fn run<B: KernelBackend>(
             .peak_gbs
             .map(|peak| format!("  {:>7.1}%", 100.0 * gbs / peak))
             .unwrap_or_default();
-        println!(
+        outln!(
             "{budget:>7} {:>12.1} {:>12.1} {:>12.1} {:>12.1} {:>8.2}× {:>+10.1}% {gbs:>9.2}{roofline}",
             unfused * 1e6,
             unfused_corrected * 1e6,
@@ -194,7 +197,7 @@ pub fn run<B: KernelBackend>(
             100.0 * (fused_corrected / fused - 1.0),
         );
     }
-    println!(
+    outln!(
         "\nspeedup: unfused corrected / fused corrected; corr cost: fused corrected over fused \
          without correction; GB/s: the step's minimum bytes (q, k, v, moments, output) over the \
          fused corrected time"

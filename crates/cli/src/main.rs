@@ -1,5 +1,8 @@
 //! `momentkv`: generate text, fetch models, measure speed.
 
+#[macro_use]
+mod out;
+
 mod analyze;
 mod bench;
 mod cache_args;
@@ -71,45 +74,47 @@ enum Command {
     Eval(eval::EvalArgs),
 }
 
-fn policies() {
+fn policies() -> Result<(), momentkv::Error> {
     use momentkv::cache::{Param, COMMON_PARAMS, POLICIES};
-    let param = |p: &Param| {
-        println!(
+    let param = |p: &Param| -> Result<(), momentkv::Error> {
+        outln!(
             "    {:<13} {:<9} {} ({})",
             p.key,
             p.default_text(),
             p.doc,
             p.range_text()
-        )
+        );
+        Ok(())
     };
-    println!("Pass as --policy NAME[:key=value,...] with --budget N or --compression R.\n");
+    outln!("Pass as --policy NAME[:key=value,...] with --budget N or --compression R.\n");
     for p in POLICIES {
         let aliases = if p.aliases.is_empty() {
             String::new()
         } else {
             format!(" (also {})", p.aliases.join(", "))
         };
-        println!("{}{aliases}\n    {}", p.name, p.summary);
-        p.params.iter().for_each(param);
+        outln!("{}{aliases}\n    {}", p.name, p.summary);
+        p.params.iter().try_for_each(param)?;
     }
-    println!("\nEvery policy but full also takes:");
-    COMMON_PARAMS.iter().for_each(param);
-    println!(
+    outln!("\nEvery policy but full also takes:");
+    COMMON_PARAMS.iter().try_for_each(param)?;
+    outln!(
         "\nAppend +moments to any evicting policy (snapkv+moments:window=32) to keep the moments \
          of the evicted tokens and correct attention with them (MomentKV's first-order correction; \
          order=2 adds the key variance)."
     );
+    Ok(())
 }
 
 fn fetch(name: Option<String>, list: bool) -> Result<(), momentkv::Error> {
     if list {
         for m in hub::KNOWN.iter().chain(hub::DATA) {
-            let state = if m.path().is_file() {
+            let state = if m.is_fetched() {
                 "fetched"
             } else {
                 "not fetched"
             };
-            println!(
+            outln!(
                 "{:<22} {} [{state}: {}]",
                 m.name,
                 m.description,
@@ -128,17 +133,23 @@ fn fetch(name: Option<String>, list: bool) -> Result<(), momentkv::Error> {
             .collect::<Vec<_>>()
             .join(", "),
     })?;
-    let path = model.path();
-    if path.is_file() {
-        println!("{} is already at {}", model.name, path.display());
-    } else {
-        hub::fetch(model)?;
-    }
+    hub::fetch(model)?;
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap exits 2 on bad arguments; momentkv exits 1 on every bad input.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Fetch { name, list } => fetch(name, list),
@@ -146,15 +157,12 @@ fn main() -> ExitCode {
         Command::Passkey(args) => passkey::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Eval(args) => eval::run(args),
-        Command::Policies => {
-            policies();
-            Ok(())
-        }
+        Command::Policies => policies(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            noteln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -72,7 +72,7 @@ impl WithBackend for Passkey {
         )?;
         let policies = split_policies(&args.policies);
         let mut cells = vec![("full".to_string(), None)];
-        for p in &policies {
+        for p in policies.iter().filter(|p| *p != "full") {
             cells.extend(args.budgets.iter().map(|&b| (p.clone(), Some(b))));
         }
         // Check every policy and budget before the first long run.
@@ -100,7 +100,7 @@ impl WithBackend for Passkey {
                 }));
             }
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({
                         "policy": policy, "budget": budget, "found": found,
@@ -109,7 +109,7 @@ impl WithBackend for Passkey {
                     })
                 );
             } else {
-                eprintln!(
+                noteln!(
                     "{policy} @ {}: {found}/{} ({:.1} s)",
                     budget.map_or("all".into(), |b| b.to_string()),
                     set.len(),
@@ -130,7 +130,7 @@ impl WithBackend for Passkey {
                 set.len(),
                 set[0].context.len(),
                 protocol,
-            );
+            )?;
         }
         Ok(())
     }
@@ -152,15 +152,15 @@ fn print_table(
     n: usize,
     len: usize,
     protocol: &str,
-) {
-    println!("\nPasskey found (of {n} samples, context ≈ {len} tokens, {protocol})\n");
+) -> Result<(), Error> {
+    outln!("\nPasskey found (of {n} samples, context ≈ {len} tokens, {protocol})\n");
     let head: Vec<String> = budgets.iter().map(|b| format!("budget {b}")).collect();
-    println!("| policy | {} |", head.join(" | "));
-    println!("|---|{}", "---|".repeat(budgets.len()));
+    outln!("| policy | {} |", head.join(" | "));
+    outln!("|---|{}", "---|".repeat(budgets.len()));
     for (policy, budget, found) in results {
         if budget.is_none() {
             let cell = format!("{found}/{n}");
-            println!("| {policy} | {} |", vec![cell; budgets.len()].join(" | "));
+            outln!("| {policy} | {} |", vec![cell; budgets.len()].join(" | "));
         }
     }
     let mut seen: Vec<&str> = Vec::new();
@@ -179,8 +179,9 @@ fn print_table(
                     .map_or("-".into(), |(_, _, f)| format!("{f}/{n}"))
             })
             .collect();
-        println!("| {policy} | {} |", row.join(" | "));
+        outln!("| {policy} | {} |", row.join(" | "));
     }
+    Ok(())
 }
 
 pub fn run(args: PasskeyArgs) -> Result<(), Error> {

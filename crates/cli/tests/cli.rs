@@ -1,7 +1,7 @@
 //! The `momentkv` binary as a user runs it, on the tiny fixture checkpoint.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -9,15 +9,17 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_momentkv"));
+    command.args(args).env(
+        "MOMENTKV_HOME",
+        std::env::temp_dir().join("momentkv-cli-test-home"),
+    );
+    command
+}
+
 fn momentkv(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_momentkv"))
-        .args(args)
-        .env(
-            "MOMENTKV_HOME",
-            std::env::temp_dir().join("momentkv-cli-test-home"),
-        )
-        .output()
-        .unwrap()
+    command(args).output().unwrap()
 }
 
 fn stderr(out: &Output) -> String {
@@ -437,6 +439,67 @@ fn eval_scores_ruler_samples_resumes_and_summarises() {
     assert!(again.status.success(), "{}", stderr(&again));
     let after = std::fs::read_to_string(out_dir.join("results.jsonl")).unwrap();
     assert_eq!(after, results);
+
+    // A record torn mid-write is set aside, and the file stays whole lines.
+    let results_path = out_dir.join("results.jsonl");
+    std::fs::write(&results_path, format!("{results}{{\"task\": \"qa")).unwrap();
+    let repaired = momentkv(&args);
+    assert!(repaired.status.success(), "{}", stderr(&repaired));
+    assert!(stderr(&repaired).contains("torn"), "{}", stderr(&repaired));
+    assert_eq!(std::fs::read_to_string(&results_path).unwrap(), results);
+    let torn = std::fs::read_to_string(out_dir.join("results.jsonl.torn")).unwrap();
+    assert_eq!(torn, "{\"task\": \"qa\n");
+
+    // Results computed under other settings are never reused or overwritten.
+    let aware = momentkv(&[&args[..], &["--query-aware"]].concat());
+    assert_eq!(aware.status.code(), Some(1));
+    let err = stderr(&aware);
+    assert!(
+        err.contains("holds results of other settings")
+            && err.contains("\"query-agnostic\" there, \"query-aware\" here"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&results_path).unwrap(), results);
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_and_a_full_disk_is_an_error() {
+    let model = fixture("llama-tied");
+    let generate = [
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "Once upon a time",
+        "--max-new-tokens",
+        "30",
+    ];
+    for args in [&["policies"][..], &generate[..]] {
+        // The reader is gone before the command writes anything.
+        let mut child = command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
+
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = command(args).stdout(full).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("error: standard output: No space left on device"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
 }
 
 #[test]
@@ -444,8 +507,14 @@ fn bad_cache_options_are_refused_by_name() {
     let model = fixture("llama-tied");
     let model = model.to_str().unwrap();
     let base = ["generate", "--model", model, "--prompt", "x"];
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--policy", "full+moments"], "no moments to keep"),
+        (
+            &["--policy", "streaming:sinks=4,recent=8", "--budget", "8"],
+            "protects 12 tokens (sinks 4 + recent 8), more than --budget 8",
+        ),
+        (&["--budget", "8"], "'full' keeps every token"),
+        (&["--policy", "pyramidkv:beta=0", "--budget", "8"], "beta"),
         (
             &["--policy", "lru", "--budget", "8"],
             "unknown policy 'lru'",
@@ -523,11 +592,13 @@ fn errors_are_one_line_and_name_the_problem() {
     ];
     for (args, needle) in cases {
         let out = momentkv(args);
-        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = stderr(&out);
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    // Asking for help is not an error.
+    assert_eq!(momentkv(&["generate", "--help"]).status.code(), Some(0));
 }
 
 #[test]

@@ -1,16 +1,22 @@
 //! A whole RULER sweep on disk: samples generated (or read from RULER's JSONL), every cell
 //! answered with [`answer_cells`], outcomes appended to `results.jsonl` (finished ones are not
 //! recomputed), then `summary.md` and one `score-vs-budget-{length}.svg` per length.
+//!
+//! A directory holds the results of one set of [`Settings`] (model bytes, seed, protocol, sample
+//! source, momentkv version), saved in `sweep.json`: a sweep with other settings refuses it rather
+//! than reuse answers computed under them. Each outcome is appended as one whole line; a torn last
+//! line (a crash or a full disk mid-write) is moved to `results.jsonl.torn` before appending.
 
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use momentkv::kernels::KernelBackend;
 use momentkv::tokenizer::Tokenizer;
-use momentkv::{Error, Model};
+use momentkv::{checksum, Error, Model};
 use momentkv_ruler::{read_jsonl, write_jsonl, Error as RulerError, Sample, Task};
+use serde::{Deserialize, Serialize};
 
 use crate::passkey::Protocol;
 use crate::ruler::{self, split};
@@ -42,9 +48,55 @@ pub struct RulerSweep {
     pub out: PathBuf,
 }
 
+/// What an answer depends on besides its sample and cell; a directory's results are reused only
+/// under equal settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The version of momentkv that answered.
+    pub momentkv: String,
+    /// The checkpoint's file or directory name, for people.
+    pub model: String,
+    /// [`checksum::sha256`] of the checkpoint: what identifies it.
+    pub model_sha256: String,
+    /// `query-agnostic` or `query-aware`.
+    pub protocol: String,
+    /// The seed of generated samples; `None` when they are read from RULER's JSONL.
+    pub seed: Option<u64>,
+    /// The SHA-256 of the RULER JSONL file the samples are read from.
+    pub samples_sha256: Option<String>,
+}
+
+impl Settings {
+    /// `field X there, Y here` for each field that differs but the model's name (a renamed copy
+    /// of the same bytes is the same model), `; `-separated; empty when the settings agree.
+    fn differences(&self, here: &Settings) -> String {
+        let object = |s: &Settings| match serde_json::to_value(s) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        let (there, here) = (object(self), object(here));
+        there
+            .iter()
+            .filter(|(k, _)| k.as_str() != "model")
+            .filter_map(|(k, v)| {
+                let now = here.get(k).unwrap_or(&serde_json::Value::Null);
+                (now != v).then(|| format!("{k} {v} there, {now} here"))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// What a running sweep reports as it goes.
 #[derive(Debug)]
 pub enum Event<'a> {
+    /// The last line of `results.jsonl` at `path` was torn (written in part): its `bytes` were
+    /// moved to `kept`, and its cell is answered again.
+    TornLine {
+        path: &'a Path,
+        bytes: usize,
+        kept: &'a Path,
+    },
     /// Line `line` (from 1) of `results.jsonl` at `path` does not parse: skipped, its cell is
     /// answered again.
     UnreadLine {
@@ -102,8 +154,32 @@ impl RulerSweep {
         Ok(())
     }
 
-    /// Runs the sweep on `model`, resuming from the `results.jsonl` in `out`, telling `events`
-    /// how it goes; writes the files and returns the outcomes and summary.
+    /// The settings of this sweep on `model` (hashes the checkpoint and any RULER JSONL file).
+    pub fn settings<B: KernelBackend>(&self, model: &Model<B>) -> Result<Settings, Error> {
+        Ok(Settings {
+            momentkv: env!("CARGO_PKG_VERSION").into(),
+            model: model
+                .source
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            model_sha256: checksum::sha256(&model.source)?,
+            protocol: match self.protocol {
+                Protocol::QueryAgnostic => "query-agnostic",
+                Protocol::QueryAware => "query-aware",
+            }
+            .into(),
+            seed: self.ruler_jsonl.is_none().then_some(self.seed),
+            samples_sha256: self
+                .ruler_jsonl
+                .as_deref()
+                .map(checksum::sha256)
+                .transpose()?,
+        })
+    }
+
+    /// Runs the sweep on `model`, resuming from the `results.jsonl` in `out` when `out` holds
+    /// results of the same [`Settings`] (and refusing it when they differ), telling `events` how
+    /// it goes; writes the files and returns the outcomes and summary.
     pub fn run<B: KernelBackend>(
         &self,
         model: &Model<B>,
@@ -112,6 +188,7 @@ impl RulerSweep {
         self.check::<B>()?;
         fs::create_dir_all(&self.out).map_err(io(&self.out))?;
         let results = self.out.join("results.jsonl");
+        claim(&self.out, &self.settings(model)?)?;
         let mut outcomes = finished(&results, &mut events)?;
         let done: BTreeSet<_> = outcomes.iter().map(Outcome::key).collect();
         // The samples, generated (or read) up front: cheap next to the model.
@@ -127,6 +204,14 @@ impl RulerSweep {
                 skipped.push(format!("{task} at {length} tokens: {error}"));
             })?,
         };
+        if samples.is_empty() {
+            let why = if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(": skipped {}", skipped.join("; "))
+            };
+            return Err(Error::Unsupported(format!("no sample to answer{why}")));
+        }
         let cells = &self.cells;
         let total = samples.len() * cells.len();
         events(Event::Answering { total });
@@ -170,8 +255,8 @@ impl RulerSweep {
                         kv_cache_bytes: bytes,
                         seconds,
                     };
-                    let line = serde_json::to_string(&outcome).expect("serialisable");
-                    writeln!(file, "{line}").map_err(io(&results))?;
+                    let line = serde_json::to_string(&outcome).expect("serialisable") + "\n";
+                    file.write_all(line.as_bytes()).map_err(io(&results))?;
                     finished += 1;
                     events(Event::Answered {
                         outcome: &outcome,
@@ -249,11 +334,88 @@ impl RulerSweep {
     }
 }
 
-/// Outcomes already in `results.jsonl` at `path` (lines that do not parse are reported and
-/// skipped).
+/// Makes `out` the directory of a sweep with `settings`: writes `sweep.json` if `out` holds no
+/// results yet, and refuses a directory whose results came from other (or unrecorded) settings.
+fn claim(out: &Path, settings: &Settings) -> Result<(), Error> {
+    let path = out.join("sweep.json");
+    let results = out.join("results.jsonl");
+    let refuse = |why: String| {
+        Err(Error::Unsupported(format!(
+            "{} holds results of other settings ({why}): pass another --out, or remove {} to \
+             start over",
+            out.display(),
+            results.display()
+        )))
+    };
+    let has_results = fs::metadata(&results).is_ok_and(|m| m.len() > 0);
+    match fs::read_to_string(&path) {
+        Ok(text) => match serde_json::from_str::<Settings>(&text) {
+            Ok(saved) => {
+                let differences = saved.differences(settings);
+                if differences.is_empty() {
+                    return Ok(());
+                }
+                if has_results {
+                    return refuse(differences);
+                }
+            }
+            Err(e) if has_results => {
+                return refuse(format!("{} does not parse: {e}", path.display()))
+            }
+            Err(_) => {}
+        },
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(e)),
+        Err(_) if has_results => return refuse(format!("no {} records them", path.display())),
+        Err(_) => {}
+    }
+    let text = serde_json::to_string_pretty(settings).expect("serialisable") + "\n";
+    let partial = out.join("sweep.json.partial");
+    fs::write(&partial, text).map_err(io(&partial))?;
+    fs::rename(&partial, &path).map_err(io(&path))
+}
+
+/// Moves a torn last line of the file at `path` (bytes after its last newline) to
+/// `PATH.torn`, appended there, then cuts it from the file; returns its length and where it went.
+fn set_aside_torn_line(path: &Path) -> Result<Option<(usize, PathBuf)>, Error> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io(path))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io(path))?;
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if whole == bytes.len() {
+        return Ok(None);
+    }
+    let kept = path.with_extension("jsonl.torn");
+    let mut torn = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&kept)
+        .map_err(io(&kept))?;
+    torn.write_all(&bytes[whole..])
+        .and_then(|()| torn.write_all(b"\n"))
+        .and_then(|()| torn.sync_all())
+        .map_err(io(&kept))?;
+    file.set_len(whole as u64).map_err(io(path))?;
+    file.seek(SeekFrom::End(0)).map_err(io(path))?;
+    file.sync_all().map_err(io(path))?;
+    Ok(Some((bytes.len() - whole, kept)))
+}
+
+/// Outcomes already in `results.jsonl` at `path` (a torn last line is set aside, lines that do
+/// not parse are reported and skipped).
 fn finished(path: &Path, events: &mut impl FnMut(Event<'_>)) -> Result<Vec<Outcome>, Error> {
     if !path.exists() {
         return Ok(Vec::new());
+    }
+    if let Some((bytes, kept)) = set_aside_torn_line(path)? {
+        events(Event::TornLine {
+            path,
+            bytes,
+            kept: &kept,
+        });
     }
     let text = fs::read_to_string(path).map_err(io(path))?;
     let mut out = Vec::new();
@@ -278,23 +440,84 @@ fn finished(path: &Path, events: &mut impl FnMut(Event<'_>)) -> Result<Vec<Outco
 mod tests {
     use super::*;
 
+    fn settings(seed: u64) -> Settings {
+        Settings {
+            momentkv: "0.1.0".into(),
+            model: "m.gguf".into(),
+            model_sha256: "ab".into(),
+            protocol: "query-agnostic".into(),
+            seed: Some(seed),
+            samples_sha256: None,
+        }
+    }
+
+    fn fresh_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(name);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_directory_is_reused_only_under_the_settings_of_its_results() {
+        let dir = fresh_dir("momentkv-eval-claim");
+        claim(&dir, &settings(0)).unwrap();
+        let saved: Settings =
+            serde_json::from_str(&fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
+        assert_eq!(saved, settings(0));
+        // No results yet: other settings take the directory over.
+        claim(&dir, &settings(7)).unwrap();
+        fs::write(dir.join("results.jsonl"), "{}\n").unwrap();
+        claim(&dir, &settings(7)).unwrap();
+        let mut aware = settings(0);
+        aware.protocol = "query-aware".into();
+        let err = claim(&dir, &aware).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "protocol \"query-agnostic\" there, \"query-aware\" here; seed 7 there, 0 here"
+            ),
+            "{err}"
+        );
+        fs::remove_file(dir.join("sweep.json")).unwrap();
+        let err = claim(&dir, &settings(7)).unwrap_err().to_string();
+        assert!(
+            err.contains("no ") && err.contains("sweep.json records them"),
+            "{err}"
+        );
+        fs::write(dir.join("sweep.json"), "{").unwrap();
+        let err = claim(&dir, &settings(7)).unwrap_err().to_string();
+        assert!(err.contains("does not parse"), "{err}");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_set_aside_and_the_next_record_starts_a_line() {
+        let dir = fresh_dir("momentkv-eval-torn");
+        let path = dir.join("results.jsonl");
+        fs::write(&path, "{\"a\": 1}\n{\"task\": \"v").unwrap();
+        let (bytes, kept) = set_aside_torn_line(&path).unwrap().unwrap();
+        assert_eq!(bytes, 11);
+        assert_eq!(kept, dir.join("results.jsonl.torn"));
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\": 1}\n");
+        assert_eq!(fs::read_to_string(&kept).unwrap(), "{\"task\": \"v\n");
+        assert!(set_aside_torn_line(&path).unwrap().is_none());
+        fs::write(&path, "{\"b").unwrap();
+        assert_eq!(set_aside_torn_line(&path).unwrap().unwrap().0, 3);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "");
+        assert_eq!(
+            fs::read_to_string(&kept).unwrap(),
+            "{\"task\": \"v\n{\"b\n",
+            "earlier fragments are kept"
+        );
+    }
+
     #[test]
     fn resuming_skips_and_reports_lines_that_do_not_parse() {
-        let dir = std::env::temp_dir().join("momentkv-eval-resume");
-        fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("momentkv-eval-resume");
         let path = dir.join("results.jsonl");
         let outcome = Outcome {
-            task: "vt".into(),
-            length: 1024,
-            index: 0,
-            policy: "full".into(),
-            budget: None,
-            score: 100.0,
             answer: "a".into(),
             outputs: vec!["a".into()],
-            prompt_tokens: 10,
-            kv_cache_bytes: 64,
-            seconds: 0.5,
+            ..Outcome::scored("vt", "full", None, 100.0)
         };
         let good = serde_json::to_string(&outcome).unwrap();
         fs::write(&path, format!("{good}\n\n{{\"task\": \n{good}\n")).unwrap();

@@ -41,6 +41,11 @@ pub fn markdown(
         [] => vec!["score".into()],
         _ => budgets.iter().map(|b| format!("budget {b}")).collect(),
     };
+    let header = format!(
+        "| policy | {} |\n|---|{}\n",
+        head.join(" | "),
+        "---|".repeat(head.len())
+    );
     let row = |s: &mut String, name: &str, score: &dyn Fn(Option<usize>) -> Option<f64>| {
         let cols: Vec<String> = if name == "full" {
             vec![score_cell(score(None)); budgets.len().max(1)]
@@ -65,11 +70,7 @@ pub fn markdown(
             "## {length} tokens: mean over {} tasks ({n} samples each; {protocol})\n\n",
             tasks.len()
         ));
-        s.push_str(&format!(
-            "| policy | {} |\n|---|{}\n",
-            head.join(" | "),
-            "---|".repeat(head.len())
-        ));
+        s.push_str(&header);
         for p in policies(cells) {
             row(&mut s, p, &|b| {
                 average(
@@ -84,11 +85,7 @@ pub fn markdown(
         }
         for (task, scores) in tasks {
             s.push_str(&format!("\n### {task} ({length} tokens)\n\n"));
-            s.push_str(&format!(
-                "| policy | {} |\n|---|{}\n",
-                head.join(" | "),
-                "---|".repeat(head.len())
-            ));
+            s.push_str(&header);
             for p in policies(cells) {
                 row(&mut s, p, &|b| {
                     scores
@@ -138,22 +135,6 @@ mod tests {
     use super::*;
     use crate::sweep::{table, Outcome};
 
-    fn outcome(task: &str, policy: &str, budget: Option<usize>, score: f64) -> Outcome {
-        Outcome {
-            task: task.into(),
-            length: 1024,
-            index: 0,
-            policy: policy.into(),
-            budget,
-            score,
-            answer: String::new(),
-            outputs: vec![],
-            prompt_tokens: 0,
-            kv_cache_bytes: 0,
-            seconds: 0.0,
-        }
-    }
-
     fn snapkv(budget: usize) -> Cell {
         Cell {
             policy: "snapkv".into(),
@@ -164,11 +145,11 @@ mod tests {
     #[test]
     fn summary_has_a_mean_table_then_one_per_task() {
         let outcomes = [
-            outcome("vt", "full", None, 100.0),
-            outcome("fwe", "full", None, 50.0),
-            outcome("vt", "snapkv", Some(64), 100.0),
-            outcome("fwe", "snapkv", Some(64), 0.0),
-            outcome("vt", "snapkv", Some(128), 100.0),
+            Outcome::scored("vt", "full", None, 100.0),
+            Outcome::scored("fwe", "full", None, 50.0),
+            Outcome::scored("vt", "snapkv", Some(64), 100.0),
+            Outcome::scored("fwe", "snapkv", Some(64), 0.0),
+            Outcome::scored("vt", "snapkv", Some(128), 100.0),
         ];
         let cells = [Cell::full(), snapkv(64), snapkv(128)];
         let text = markdown(
@@ -198,7 +179,7 @@ mod tests {
 
     #[test]
     fn summary_of_the_full_cache_alone_has_one_score_column() {
-        let outcomes = [outcome("vt", "full", None, 100.0)];
+        let outcomes = [Outcome::scored("vt", "full", None, 100.0)];
         let text = markdown(
             &table(&outcomes),
             &[Cell::full()],
@@ -216,8 +197,8 @@ mod tests {
     #[test]
     fn plot_has_a_flat_full_cache_and_gaps_where_scores_are_missing() {
         let outcomes = [
-            outcome("vt", "full", None, 100.0),
-            outcome("vt", "snapkv", Some(64), 50.0),
+            Outcome::scored("vt", "full", None, 100.0),
+            Outcome::scored("vt", "snapkv", Some(64), 50.0),
         ];
         let cells = [Cell::full(), snapkv(64), snapkv(128)];
         let plot = plot(&table(&outcomes), &cells, 1024, &[64, 128]);

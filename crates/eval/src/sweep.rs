@@ -60,6 +60,23 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A 1024-token sample's outcome with only its task, cell and score set.
+    #[cfg(test)]
+    pub(crate) fn scored(task: &str, policy: &str, budget: Option<usize>, score: f64) -> Outcome {
+        Outcome {
+            task: task.into(),
+            length: 1024,
+            index: 0,
+            policy: policy.into(),
+            budget,
+            score,
+            answer: String::new(),
+            outputs: vec![],
+            prompt_tokens: 0,
+            kv_cache_bytes: 0,
+            seconds: 0.0,
+        }
+    }
     /// What identifies the outcome across runs (for resuming).
     pub fn key(&self) -> (String, usize, usize, Cell) {
         (
@@ -173,29 +190,13 @@ pub fn average(table: &Table, length: usize, cell: &Cell) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn outcome(task: &str, policy: &str, budget: Option<usize>, score: f64) -> Outcome {
-        Outcome {
-            task: task.into(),
-            length: 1024,
-            index: 0,
-            policy: policy.into(),
-            budget,
-            score,
-            answer: String::new(),
-            outputs: vec![],
-            prompt_tokens: 0,
-            kv_cache_bytes: 0,
-            seconds: 0.0,
-        }
-    }
-
     #[test]
     fn tables_average_samples_then_tasks() {
         let outcomes = [
-            outcome("vt", "full", None, 100.0),
-            outcome("vt", "full", None, 50.0),
-            outcome("fwe", "full", None, 0.0),
-            outcome("vt", "snapkv", Some(64), 20.0),
+            Outcome::scored("vt", "full", None, 100.0),
+            Outcome::scored("vt", "full", None, 50.0),
+            Outcome::scored("fwe", "full", None, 0.0),
+            Outcome::scored("vt", "snapkv", Some(64), 20.0),
         ];
         let t = table(&outcomes);
         assert_eq!(t[&1024]["vt"][&Cell::full()], (75.0, 2));

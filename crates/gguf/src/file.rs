@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -6,6 +6,10 @@ use memmap2::Mmap;
 
 use crate::metadata::{Metadata, Value};
 use crate::{dequantize, GgmlType, GgufError};
+
+/// The most elements a metadata array may hold (4Mi: the largest vocabulary's token list is a
+/// few hundred thousand).
+pub const MAX_ARRAY: u64 = 1 << 22;
 
 /// One entry of the tensor table.
 #[derive(Debug, Clone)]
@@ -39,10 +43,28 @@ impl TensorInfo {
     }
 }
 
-/// An open, memory-mapped GGUF file.
+/// The bytes of a GGUF file: a read-only map of a file on disk, or bytes held in memory.
+enum Bytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => &map[..],
+            Bytes::Owned(bytes) => &bytes[..],
+        }
+    }
+}
+
+/// An open GGUF file: memory-mapped ([`GgufFile::open`]) or held in memory
+/// ([`GgufFile::from_bytes`]).
 pub struct GgufFile {
     path: PathBuf,
-    map: Mmap,
+    bytes: Bytes,
     version: u32,
     metadata: Metadata,
     tensors: Vec<TensorInfo>,
@@ -63,8 +85,22 @@ impl GgufFile {
         // process while mapped is outside what any reader can defend against.
         #[allow(unsafe_code)]
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        Self::parse(path, Bytes::Mapped(map))
+    }
+
+    /// Parses and validates a GGUF file already in memory, as [`GgufFile::open`] does one on
+    /// disk; `name` stands for the file's path in errors and in [`GgufFile::path`].
+    pub fn from_bytes(
+        name: impl Into<PathBuf>,
+        bytes: impl Into<Vec<u8>>,
+    ) -> Result<Self, GgufError> {
+        Self::parse(name.into(), Bytes::Owned(bytes.into()))
+    }
+
+    /// Header, metadata, tensor table, and that every tensor's bytes lie inside `bytes`.
+    fn parse(path: PathBuf, bytes: Bytes) -> Result<Self, GgufError> {
         let mut cursor = Cursor {
-            bytes: &map,
+            bytes: &bytes,
             pos: 0,
             path: &path,
         };
@@ -91,13 +127,20 @@ impl GgufFile {
             let key = cursor.string(&format!("metadata key #{i}"))?;
             let ty = cursor.u32(&format!("the type of metadata key {key}"))?;
             let value = cursor.value(ty, &key, 0)?;
+            if metadata.contains_key(&key) {
+                return Err(cursor.corrupt(format!("metadata key {key} appears twice")));
+            }
             metadata.insert(key, value);
         }
         let metadata = Metadata(metadata);
 
         let mut tensors = Vec::new();
+        let mut names = BTreeSet::new();
         for i in 0..n_tensors {
             let name = cursor.string(&format!("the name of tensor #{i}"))?;
+            if !names.insert(name.clone()) {
+                return Err(cursor.corrupt(format!("tensor {name} appears twice")));
+            }
             let n_dims = cursor.u32(&format!("the rank of tensor {name}"))?;
             if n_dims > 8 {
                 return Err(cursor.corrupt(format!("tensor {name} claims rank {n_dims}")));
@@ -130,7 +173,7 @@ impl GgufFile {
         let data_start = cursor.pos.div_ceil(alignment) * alignment;
         let file = Self {
             path,
-            map,
+            bytes,
             version,
             metadata,
             tensors,
@@ -184,15 +227,15 @@ impl GgufFile {
         let start = (self.data_start as u64).checked_add(t.offset);
         let end = start.and_then(|s| s.checked_add(len));
         match (start, end) {
-            (Some(s), Some(e)) if e <= self.map.len() as u64 => {
-                Ok(&self.map[s as usize..e as usize])
+            (Some(s), Some(e)) if e <= self.bytes.len() as u64 => {
+                Ok(&self.bytes[s as usize..e as usize])
             }
             _ => Err(corrupt(format!(
                 "tensor {} ({} bytes at offset {}) extends past the end of the file ({} bytes)",
                 t.name,
                 len,
                 t.offset,
-                self.map.len()
+                self.bytes.len()
             ))),
         }
     }
@@ -274,9 +317,16 @@ impl<'a> Cursor<'a> {
                 let elem = self.u32(key)?;
                 let len = self.u64(key)?;
                 // Every element takes at least one byte: a longer claim is corrupt, and checking it
-                // first keeps a bad length from allocating.
+                // first keeps a bad length from allocating. Each element read takes a `Value`
+                // (32 bytes), so arrays are also capped, far above any vocabulary.
                 if len > (self.bytes.len() - self.pos) as u64 {
                     return Err(self.corrupt(format!("metadata array {key} claims {len} elements")));
+                }
+                if len > MAX_ARRAY {
+                    return Err(self.corrupt(format!(
+                        "metadata array {key} has {len} elements, more than the {MAX_ARRAY} \
+                         momentkv reads"
+                    )));
                 }
                 (0..len)
                     .map(|_| self.value(elem, key, depth + 1))

@@ -42,29 +42,66 @@ pub struct TransformerConfig {
     pub qk_norm: bool,
 }
 
+// The largest size each field may take. Far above every published checkpoint (Llama 3.1 405B: 126
+// layers, hidden size 16384, intermediate size 53248, 128 heads of 128; vocabularies up to 256k),
+// and small enough that what the model builds from them before reading a weight (its layers, the
+// rotary frequencies, the list of tensors it expects) stays small.
+const MAX_LAYERS: usize = 1024;
+const MAX_HIDDEN: usize = 1 << 16;
+const MAX_INTERMEDIATE: usize = 1 << 18;
+const MAX_HEADS: usize = 1024;
+const MAX_HEAD_DIM: usize = 1024;
+const MAX_VOCAB: usize = 1 << 22;
+
+fn config_error(field: &str, reason: String) -> ModelError {
+    ModelError::Config {
+        field: field.into(),
+        reason,
+    }
+}
+
 impl TransformerConfig {
-    /// Checks the relations the model relies on, naming the field at fault.
-    pub fn validate(&self) -> Result<(), ModelError> {
-        let bad = |field: &str, reason: String| {
-            Err(ModelError::Config {
-                field: field.into(),
-                reason,
-            })
-        };
-        for (field, value) in [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("num_key_value_heads", self.num_key_value_heads),
-            ("head_dim", self.head_dim),
-            ("max_position_embeddings", self.max_position_embeddings),
+    /// Checks every size against momentkv's limits, naming the field at fault: the configuration
+    /// readers call it before anything is built from the sizes.
+    pub(crate) fn check_sizes(&self) -> Result<(), ModelError> {
+        for (field, value, limit) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("hidden_size", self.hidden_size, MAX_HIDDEN),
+            (
+                "intermediate_size",
+                self.intermediate_size,
+                MAX_INTERMEDIATE,
+            ),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+            ("num_attention_heads", self.num_attention_heads, MAX_HEADS),
+            ("num_key_value_heads", self.num_key_value_heads, MAX_HEADS),
+            ("head_dim", self.head_dim, MAX_HEAD_DIM),
+            // Only compared with positions: nothing is allocated from it.
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                usize::MAX,
+            ),
         ] {
             if value == 0 {
-                return bad(field, "must be positive".into());
+                return Err(config_error(field, "must be positive".into()));
+            }
+            if value > limit {
+                return Err(config_error(
+                    field,
+                    format!("({value}) exceeds the limit of {limit}"),
+                ));
             }
         }
+        Ok(())
+    }
+
+    /// Checks every size against momentkv's limits (positive; at most 1024 layers, heads and
+    /// head_dim, hidden size 65536, intermediate size 262144, vocabulary 4M) and the relations the
+    /// model relies on, naming the field at fault.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.check_sizes()?;
+        let bad = |field: &str, reason: String| Err(config_error(field, reason));
         if !self
             .num_attention_heads
             .is_multiple_of(self.num_key_value_heads)

@@ -9,11 +9,16 @@ pub enum ModelError {
     Config { field: String, reason: String },
     #[error("cannot read weights from {path}: {reason}")]
     WeightFile { path: PathBuf, reason: String },
-    #[error("checkpoint is missing tensors the model needs: {}", .0.join(", "))]
+    #[error("checkpoint is missing tensors the model needs: {}", few(.0, ", "))]
     MissingTensors(Vec<String>),
-    #[error("checkpoint has tensors the model does not use: {}", .0.join(", "))]
+    #[error(
+        "checkpoint tensors do not have the shapes the configuration gives them: {}",
+        few(.0, "; ")
+    )]
+    ShapeMismatch(Vec<String>),
+    #[error("checkpoint has tensors the model does not use: {}", few(.0, ", "))]
     UnusedTensors(Vec<String>),
-    #[error("cannot load weights: {}", .0.join("; "))]
+    #[error("cannot load weights: {}", few(.0, "; "))]
     BadTensors(Vec<String>),
     #[error(
         "{tokens} tokens exceed the context window of {limit} (max_position_embeddings); \
@@ -30,4 +35,15 @@ pub enum ModelError {
     Cache(#[from] CacheError),
     #[error(transparent)]
     Gguf(#[from] momentkv_gguf::GgufError),
+}
+
+/// The first three of `items` and how many more there are, so that a checkpoint off by thousands
+/// of tensors still makes a one-line error.
+fn few(items: &[String], separator: &str) -> String {
+    const SHOWN: usize = 3;
+    let shown = items[..items.len().min(SHOWN)].join(separator);
+    match items.len().saturating_sub(SHOWN) {
+        0 => shown,
+        more => format!("{shown} ... and {more} more"),
+    }
 }

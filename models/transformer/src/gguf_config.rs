@@ -5,7 +5,36 @@ use momentkv_gguf::{GgufError, GgufFile};
 
 use crate::{Family, ModelError, RopeScaling, TransformerConfig};
 
-/// The architecture-neutral configuration of a GGUF file of `family`.
+/// The GGUF key (after `<arch>.`) behind each configuration field, so that errors name what the
+/// file says.
+const GGUF_KEYS: &[(&str, &str)] = &[
+    ("vocab_size", "vocab_size"),
+    ("hidden_size", "embedding_length"),
+    ("intermediate_size", "feed_forward_length"),
+    ("num_hidden_layers", "block_count"),
+    ("num_attention_heads", "attention.head_count"),
+    ("num_key_value_heads", "attention.head_count_kv"),
+    ("head_dim", "attention.key_length"),
+    ("max_position_embeddings", "context_length"),
+    ("rms_norm_eps", "attention.layer_norm_rms_epsilon"),
+    ("rope_theta", "rope.freq_base"),
+];
+
+/// A configuration error with the field renamed to its GGUF key (`llama.block_count`).
+fn gguf_named(error: ModelError, arch: &str) -> ModelError {
+    match error {
+        ModelError::Config { field, reason } => {
+            let key = GGUF_KEYS.iter().find(|(hf, _)| *hf == field);
+            let field = key.map_or(field, |(_, key)| format!("{arch}.{key}"));
+            ModelError::Config { field, reason }
+        }
+        other => other,
+    }
+}
+
+/// The architecture-neutral configuration of a GGUF file of `family`, validated
+/// ([`TransformerConfig::validate`]: sizes within momentkv's limits, heads that divide), errors
+/// naming the GGUF key.
 ///
 /// The output head is tied when the file has no `output.weight` (llama.cpp then reuses the
 /// embeddings); attention biases are read from the tensor table; Llama 3 rope scaling comes from a
@@ -59,7 +88,7 @@ pub fn gguf_config(file: &GgufFile, family: &Family) -> Result<TransformerConfig
     } else {
         RopeScaling::None
     };
-    Ok(TransformerConfig {
+    let config = TransformerConfig {
         vocab_size,
         hidden_size: hidden,
         intermediate_size: size("feed_forward_length")?,
@@ -77,5 +106,7 @@ pub fn gguf_config(file: &GgufFile, family: &Family) -> Result<TransformerConfig
             .unwrap_or_else(|| has("blk.0.attn_q.bias")),
         output_bias: has("blk.0.attn_output.bias"),
         qk_norm: family.qk_norm,
-    })
+    };
+    config.validate().map_err(|e| gguf_named(e, arch))?;
+    Ok(config)
 }

@@ -91,7 +91,9 @@ impl HfConfig {
             || self.model_type.as_deref() == Some(family.hf_model_type)
     }
 
-    /// The architecture-neutral configuration, with `family`'s fixed options.
+    /// The architecture-neutral configuration, with `family`'s fixed options. Sizes beyond
+    /// momentkv's limits (a layer count of 2^31, a hidden size of 2^40) are refused here, naming
+    /// the field; the relations between fields are [`TransformerConfig::validate`]'s to check.
     pub fn to_transformer(&self, family: &Family) -> Result<TransformerConfig, ModelError> {
         if let Some(act) = &self.hidden_act {
             if act != "silu" {
@@ -129,7 +131,7 @@ impl HfConfig {
             None => RopeScaling::None,
             Some(r) => rope_scaling(r)?,
         };
-        Ok(TransformerConfig {
+        let config = TransformerConfig {
             vocab_size: self.vocab_size,
             hidden_size: self.hidden_size,
             intermediate_size: self.intermediate_size,
@@ -147,7 +149,9 @@ impl HfConfig {
             attention_bias,
             output_bias,
             qk_norm: family.qk_norm,
-        })
+        };
+        config.check_sizes()?;
+        Ok(config)
     }
 }
 

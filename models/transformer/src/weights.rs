@@ -5,11 +5,15 @@
 //! their Hugging Face names. Half-precision values are cast to f32 on the way in. Dense weights
 //! keep the checkpoint's `[out, in]` layout ([`crate::dense::Dense`]), so nothing is transposed and
 //! burn-store's PyTorch adapter (which transposes `burn_nn::Linear` weights to `[in, out]`) is not
-//! needed. Every tensor the model needs must be found and every tensor found must be used, or the
-//! load fails naming them.
+//! needed. Every tensor the model needs must be found with its shape and every tensor found must
+//! be used, or the load fails naming them; this is checked on the checkpoint's tensor table (a
+//! safetensors header, a GGUF tensor table) before the model is built, so a configuration that
+//! does not describe the file allocates nothing.
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -21,6 +25,7 @@ use burn_store::{
 };
 use momentkv_gguf::GgufFile;
 use momentkv_kernels::KernelBackend;
+use serde::Deserialize;
 
 use crate::{Family, ModelError, Transformer, TransformerConfig};
 
@@ -63,9 +68,170 @@ fn ignorable(name: &str, config: &TransformerConfig) -> bool {
         || (config.tie_word_embeddings && name == "lm_head.weight")
 }
 
+/// The model's path of a tensor named the Hugging Face way: without the leading `model.`.
+fn module_path(name: &str) -> &str {
+    name.strip_prefix("model.").unwrap_or(name)
+}
+
+/// A checkpoint's tensors by module path, with their shapes.
+type TensorTable = BTreeMap<String, Vec<usize>>;
+
+/// Every tensor a model of `c` loads, by module path, with its `[out, in]` shape.
+fn expected_tensors(c: &TransformerConfig) -> TensorTable {
+    let (hidden, inter) = (c.hidden_size, c.intermediate_size);
+    let (q, kv) = (
+        c.num_attention_heads * c.head_dim,
+        c.num_key_value_heads * c.head_dim,
+    );
+    let mut table = TensorTable::new();
+    table.insert("embed_tokens.weight".into(), vec![c.vocab_size, hidden]);
+    table.insert("norm.weight".into(), vec![hidden]);
+    if !c.tie_word_embeddings {
+        table.insert("lm_head.weight".into(), vec![c.vocab_size, hidden]);
+    }
+    for layer in 0..c.num_hidden_layers {
+        let mut add = |name: &str, shape: Vec<usize>| {
+            table.insert(format!("layers.{layer}.{name}"), shape);
+        };
+        add("input_layernorm.weight", vec![hidden]);
+        add("post_attention_layernorm.weight", vec![hidden]);
+        for (proj, out, input, bias) in [
+            ("q_proj", q, hidden, c.attention_bias),
+            ("k_proj", kv, hidden, c.attention_bias),
+            ("v_proj", kv, hidden, c.attention_bias),
+            ("o_proj", hidden, q, c.output_bias),
+        ] {
+            add(&format!("self_attn.{proj}.weight"), vec![out, input]);
+            if bias {
+                add(&format!("self_attn.{proj}.bias"), vec![out]);
+            }
+        }
+        if c.qk_norm {
+            add("self_attn.q_norm.weight", vec![c.head_dim]);
+            add("self_attn.k_norm.weight", vec![c.head_dim]);
+        }
+        add("mlp.gate_proj.weight", vec![inter, hidden]);
+        add("mlp.up_proj.weight", vec![inter, hidden]);
+        add("mlp.down_proj.weight", vec![hidden, inter]);
+    }
+    table
+}
+
+/// Compares a checkpoint's tensor table with what a model of `config` loads, before the model is
+/// built: `config` is validated (so the expected list is bounded), then every tensor must be there
+/// with its shape and no other tensor may be, or the error names the first few.
+fn check_table(config: &TransformerConfig, table: &TensorTable) -> Result<(), ModelError> {
+    config.validate()?;
+    let expected = expected_tensors(config);
+    let missing: Vec<String> = expected
+        .keys()
+        .filter(|name| !table.contains_key(*name))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(ModelError::MissingTensors(missing));
+    }
+    let mismatched: Vec<String> = expected
+        .iter()
+        .filter_map(|(name, want)| {
+            let found = table.get(name).filter(|found| *found != want)?;
+            Some(format!(
+                "{name} is {found:?}, the configuration gives {want:?}"
+            ))
+        })
+        .collect();
+    if !mismatched.is_empty() {
+        return Err(ModelError::ShapeMismatch(mismatched));
+    }
+    let unused: Vec<String> = table
+        .keys()
+        .filter(|name| !expected.contains_key(*name) && !ignorable(name, config))
+        .cloned()
+        .collect();
+    if !unused.is_empty() {
+        return Err(ModelError::UnusedTensors(unused));
+    }
+    Ok(())
+}
+
+/// The most a safetensors header may take, as the `safetensors` crate allows.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// One entry of a safetensors header (`__metadata__` has no shape).
+#[derive(Deserialize)]
+struct HeaderEntry {
+    #[serde(default)]
+    shape: Vec<usize>,
+}
+
+/// The tensors of a safetensors file by module path, read from its header alone: an 8-byte
+/// little-endian length, then that many bytes of JSON.
+fn safetensors_table(path: &Path) -> Result<TensorTable, ModelError> {
+    let fail = |reason: String| ModelError::WeightFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let file_len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|e| fail(format!("cannot read the header length: {e}")))?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER_BYTES || len > file_len.saturating_sub(8) {
+        return Err(fail(format!(
+            "the header claims {len} bytes, beyond the file's {file_len} or the limit of \
+             {MAX_HEADER_BYTES}"
+        )));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| fail(format!("cannot read the header: {e}")))?;
+    let entries: BTreeMap<String, HeaderEntry> = serde_json::from_slice(&header)
+        .map_err(|e| fail(format!("the header is not a safetensors header: {e}")))?;
+    Ok(entries
+        .into_iter()
+        .filter(|(name, _)| name != "__metadata__")
+        .map(|(name, entry)| (module_path(&name).to_string(), entry.shape))
+        .collect())
+}
+
 impl<B: KernelBackend> Transformer<B> {
+    /// A model of `config` filled from a Hugging Face checkpoint: one `model.safetensors` or the
+    /// shards an index lists. The files' headers are checked against `config` first.
+    pub fn from_safetensors(
+        config: &TransformerConfig,
+        files: &[PathBuf],
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        let mut table = TensorTable::new();
+        for path in files {
+            table.extend(safetensors_table(path)?);
+        }
+        check_table(config, &table)?;
+        let mut model = Self::new(config, device)?;
+        model.load_safetensors(files)?;
+        Ok(model)
+    }
+
+    /// A model of `config` filled from tensors named the Hugging Face way ([`gguf_tensors`] for
+    /// GGUF files), their names and shapes checked against `config` first.
+    pub fn from_tensors(
+        config: &TransformerConfig,
+        tensors: Vec<NamedTensor>,
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        let table: TensorTable = tensors
+            .iter()
+            .map(|t| (module_path(&t.name).to_string(), t.shape.clone()))
+            .collect();
+        check_table(config, &table)?;
+        let mut model = Self::new(config, device)?;
+        model.load_tensors(tensors)?;
+        Ok(model)
+    }
+
     /// Loads a Hugging Face checkpoint: one `model.safetensors` or the shards an index lists.
-    pub fn load_safetensors(&mut self, files: &[PathBuf]) -> Result<(), ModelError> {
+    fn load_safetensors(&mut self, files: &[PathBuf]) -> Result<(), ModelError> {
         let mut results = Vec::with_capacity(files.len());
         for path in files {
             let mut store = SafetensorsStore::from_file(path.clone())
@@ -85,11 +251,11 @@ impl<B: KernelBackend> Transformer<B> {
     }
 
     /// Loads tensors named the Hugging Face way (see [`gguf_tensors`] for GGUF files).
-    pub fn load_tensors(&mut self, tensors: Vec<NamedTensor>) -> Result<(), ModelError> {
+    fn load_tensors(&mut self, tensors: Vec<NamedTensor>) -> Result<(), ModelError> {
         let snapshots = tensors
             .into_iter()
             .map(|t| {
-                let key = t.name.strip_prefix("model.").unwrap_or(&t.name).to_string();
+                let key = module_path(&t.name).to_string();
                 let shape = t.shape.clone();
                 let load = t.load.clone();
                 let data_fn = Rc::new(move || {
@@ -181,6 +347,9 @@ fn hf_name(gguf: &str) -> Option<String> {
 /// Undoes llama.cpp's q/k row permutation: rows `(head, i, pair)` back to `(head, pair, i)`,
 /// i.e. `reshape(n_head, head_dim/2, 2, ·)` then swap axes 1 and 2.
 fn unpermute_rows(values: &[f32], n_head: usize, row_len: usize) -> Vec<f32> {
+    if row_len == 0 || n_head == 0 {
+        return values.to_vec();
+    }
     let rows = values.len() / row_len;
     let head_dim = rows / n_head;
     let half = head_dim / 2;
@@ -236,6 +405,120 @@ pub fn gguf_tensors(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RopeScaling;
+
+    /// A two-layer model small enough to build in a test.
+    fn tiny(tied: bool, biases: bool, qk_norm: bool) -> TransformerConfig {
+        TransformerConfig {
+            vocab_size: 11,
+            hidden_size: 8,
+            intermediate_size: 12,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+            head_dim: 4,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10000.0,
+            rope_scaling: RopeScaling::None,
+            max_position_embeddings: 32,
+            tie_word_embeddings: tied,
+            attention_bias: biases,
+            output_bias: biases,
+            qk_norm,
+        }
+    }
+
+    #[test]
+    fn expected_tensors_are_the_models_parameters() {
+        for config in [tiny(true, false, false), tiny(false, true, true)] {
+            let model =
+                Transformer::<burn::backend::NdArray>::new(&config, &Default::default()).unwrap();
+            let parameters: TensorTable = model
+                .collect(None, None, false)
+                .into_iter()
+                .map(|s| (s.full_path(), s.shape.to_vec()))
+                .collect();
+            assert_eq!(parameters, expected_tensors(&config));
+        }
+    }
+
+    #[test]
+    fn tensor_tables_are_checked_against_the_configuration() {
+        let config = tiny(true, false, false);
+        let table = expected_tensors(&config);
+        check_table(&config, &table).unwrap();
+
+        // More layers than the checkpoint has: the first missing names (in name order) and a count.
+        let deeper = TransformerConfig {
+            num_hidden_layers: 40,
+            ..config.clone()
+        };
+        let err = check_table(&deeper, &table).unwrap_err().to_string();
+        assert!(
+            err.contains("missing")
+                && err.contains("layers.10.input_layernorm.weight")
+                && err.ends_with("... and 339 more"),
+            "{err}"
+        );
+
+        // A layer count beyond the limit is refused before the expected list is built.
+        let huge = TransformerConfig {
+            num_hidden_layers: 1 << 31,
+            ..config.clone()
+        };
+        let err = check_table(&huge, &table).unwrap_err().to_string();
+        assert!(
+            err.contains("num_hidden_layers") && err.contains("1024"),
+            "{err}"
+        );
+
+        let wider = TransformerConfig {
+            intermediate_size: 24,
+            ..config.clone()
+        };
+        let err = check_table(&wider, &table).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "layers.0.mlp.down_proj.weight is [8, 12], the configuration gives [8, 24]"
+            ) && err.ends_with("... and 3 more"),
+            "{err}"
+        );
+
+        let mut extra = table.clone();
+        extra.insert("rotary_emb.inv_freq".into(), vec![2]);
+        check_table(&config, &extra).unwrap();
+        extra.insert("gguf:blk.0.mystery.weight".into(), vec![8]);
+        let err = check_table(&config, &extra).unwrap_err().to_string();
+        assert!(
+            err.contains("does not use") && err.contains("gguf:blk.0.mystery.weight"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn safetensors_headers_are_read_without_the_data() {
+        let dir = std::env::temp_dir().join(format!("momentkv-header-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("h.safetensors");
+        let header = br#"{"__metadata__":{"format":"pt"},"model.norm.weight":{"dtype":"F32","shape":[8],"data_offsets":[0,32]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header);
+        bytes.extend_from_slice(&[0u8; 32]);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(
+            safetensors_table(&path).unwrap(),
+            TensorTable::from([("norm.weight".to_string(), vec![8])])
+        );
+        // A header length beyond the file is refused before anything is allocated for it.
+        bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = safetensors_table(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("h.safetensors") && err.contains("header"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn unpermute_inverts_llama_cpp_permutation() {

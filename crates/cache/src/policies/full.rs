@@ -9,7 +9,7 @@ use crate::{CacheError, Policy};
 pub static ENTRY: Entry = Entry {
     name: "full",
     aliases: &["none"],
-    summary: "keep every token (exact attention; the budget is ignored)",
+    summary: "keep every token (exact attention; takes no budget)",
     params: &[],
     plain_scorer: false,
     kvpress: &[],

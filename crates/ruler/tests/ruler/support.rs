@@ -2,6 +2,7 @@
 //! out (used on this crate's samples and on RULER's own).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::PathBuf;
 
 use momentkv_ruler::{
@@ -117,16 +118,40 @@ pub fn inline_sources() -> Sources {
     }
 }
 
-/// The directory named by `MOMENTKV_RULER_DATA`, or `None` (saying so) when it is not set.
-pub fn data_dir(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("MOMENTKV_RULER_DATA").map(PathBuf::from);
-    if dir.is_none() {
-        println!(
-            "skipping {test}: set MOMENTKV_RULER_DATA to a directory with PaulGrahamEssays.json, \
-             squad.json, hotpotqa.json, adjectivelist.txt, nounlist.txt and verblist.txt"
-        );
+/// Whether the run must have RULER's data, failing rather than skipping without it:
+/// `MOMENTKV_REQUIRE_DATA` set to anything but `0` (empty counts as unset), or, when it is unset,
+/// `CI=true`. The rule of `momentkv::hub::require_data`, which this crate cannot depend on.
+fn require_data() -> bool {
+    match std::env::var("MOMENTKV_REQUIRE_DATA")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(v) => v != "0",
+        None => std::env::var("CI").is_ok_and(|ci| ci.eq_ignore_ascii_case("true")),
     }
-    dir
+}
+
+/// Says on the process's stderr, past the harness's capture, that `test` skipped and why.
+pub fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
+}
+
+/// The directory named by `MOMENTKV_RULER_DATA`, or `None` (saying so) when it is not set; where
+/// the data is required ([`require_data`]), a failure instead.
+pub fn data_dir(test: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("MOMENTKV_RULER_DATA").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    let why = "MOMENTKV_RULER_DATA is not set; set it to a directory with PaulGrahamEssays.json, \
+               squad.json, hotpotqa.json, adjectivelist.txt, nounlist.txt and verblist.txt \
+               (`momentkv fetch` gets each: paul-graham-essays, ruler-squad, ruler-hotpotqa, \
+               wonderwords-adjectives, wonderwords-nouns, wonderwords-verbs)";
+    assert!(
+        !require_data(),
+        "{test}: {why} (required: MOMENTKV_REQUIRE_DATA or CI=true is set)"
+    );
+    skip(test, why);
+    None
 }
 
 /// The text between `start` and the next `end` after it.
