@@ -100,6 +100,14 @@ fn unsupported_architecture(what: &str, found: &str) -> Error {
     ))
 }
 
+/// Token texts that end generation in any GGUF that has them, as llama.cpp treats them.
+const END_OF_GENERATION: &[&str] = &[
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+];
+
 fn load_gguf<B: KernelBackend>(path: &Path, device: &B::Device) -> Result<Model<B>, Error> {
     let file = Arc::new(GgufFile::open(path)?);
     let arch = file.metadata().str("general.architecture")?;
@@ -114,7 +122,7 @@ fn load_gguf<B: KernelBackend>(path: &Path, device: &B::Device) -> Result<Model<
         Transformer::from_tensors(&config, gguf_tensors(&file, &config, &family), device)?;
     let tokenizer = Tokenizer::from_gguf(&file)?;
     let meta = file.metadata();
-    let stop_tokens = [
+    let mut stop_tokens = [
         "tokenizer.ggml.eos_token_id",
         "tokenizer.ggml.eot_token_id",
         "tokenizer.ggml.eom_token_id",
@@ -123,6 +131,16 @@ fn load_gguf<B: KernelBackend>(path: &Path, device: &B::Device) -> Result<Model<
     .filter(|k| meta.get(k).is_some())
     .map(|k| meta.u64(k).map(|id| id as u32))
     .collect::<Result<Vec<_>, _>>()?;
+    // The end-of-turn and end-of-text tokens llama.cpp also ends generation at, where the
+    // vocabulary has them (Qwen2.5's GGUF names only <|im_end|>, yet its base turns end at
+    // <|endoftext|>).
+    for name in END_OF_GENERATION {
+        if let Some(id) = tokenizer.token_id(name) {
+            if !stop_tokens.contains(&id) {
+                stop_tokens.push(id);
+            }
+        }
+    }
     Ok(Model {
         transformer,
         tokenizer,

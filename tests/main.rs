@@ -13,6 +13,7 @@ mod moment_kernel;
 #[cfg(all(feature = "wgpu", feature = "ndarray"))]
 mod momentkv_backends;
 mod passkey;
+mod perplexity;
 mod qwen_fixtures;
 mod real_model;
 mod ruler_real;

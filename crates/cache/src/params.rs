@@ -29,6 +29,11 @@ pub enum Kind {
     Flag { default: bool },
     /// The name of a registered policy that [`Entry::plain_scorer`] marks as a plain scorer.
     Scorer { default: &'static str },
+    /// One of a few names.
+    Choice {
+        default: &'static str,
+        choices: &'static [&'static str],
+    },
 }
 
 /// One parameter of a policy: `key=value` in a policy spec.
@@ -95,6 +100,19 @@ impl Param {
         }
     }
 
+    pub const fn choice(
+        key: &'static str,
+        default: &'static str,
+        choices: &'static [&'static str],
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            key,
+            kind: Kind::Choice { default, choices },
+            doc,
+        }
+    }
+
     /// The default as `momentkv policies` shows it.
     pub fn default_text(&self) -> String {
         match self.kind {
@@ -102,7 +120,7 @@ impl Param {
             Kind::Chosen { .. } => "policy's".into(),
             Kind::Real { default, .. } => default.to_string(),
             Kind::Flag { default } => default.to_string(),
-            Kind::Scorer { default } => default.into(),
+            Kind::Scorer { default } | Kind::Choice { default, .. } => default.into(),
         }
     }
 
@@ -113,6 +131,7 @@ impl Param {
             Kind::Odd { min, max, .. } => format!("odd, {min}..={max}"),
             Kind::Real { min, max, .. } => format!("[{min}, {}]", Bound(max)),
             Kind::Flag { .. } => "true or false".into(),
+            Kind::Choice { choices, .. } => choices.join(" or "),
             Kind::Scorer { .. } => format!(
                 "a scoring policy: {}",
                 policies::POLICIES
@@ -246,25 +265,28 @@ impl<'a> Args<'a> {
 
     /// A whole number ([`Kind::Count`] or [`Kind::Odd`]), its default when not given.
     pub fn count(&mut self, key: &str) -> Result<usize, CacheError> {
+        let default = match self.param(key).kind {
+            Kind::Count { default, .. } | Kind::Odd { default, .. } => default,
+            _ => 0,
+        };
+        self.count_or(key, default)
+    }
+
+    /// A whole number, `chosen` when not given (the policy's default for a [`Kind::Chosen`], or
+    /// a preset's in place of the declared one).
+    pub fn count_or(&mut self, key: &str, chosen: usize) -> Result<usize, CacheError> {
         match self.param(key).kind {
-            Kind::Count { default, min, max } => Ok(self.whole(key, min, max)?.unwrap_or(default)),
-            Kind::Odd { default, min, max } => {
-                let n = self.whole(key, min, max)?.unwrap_or(default);
+            Kind::Chosen { min, max } | Kind::Count { min, max, .. } => {
+                Ok(self.whole(key, min, max)?.unwrap_or(chosen))
+            }
+            Kind::Odd { min, max, .. } => {
+                let n = self.whole(key, min, max)?.unwrap_or(chosen);
                 if n.is_multiple_of(2) {
                     return Err(self.bad(key, &n.to_string(), "must be odd"));
                 }
                 Ok(n)
             }
-            Kind::Chosen { min, max } => Ok(self.whole(key, min, max)?.unwrap_or(0)),
             other => panic!("parameter '{key}' is {other:?}, not a whole number"),
-        }
-    }
-
-    /// A [`Kind::Chosen`] whole number, `chosen` when not given.
-    pub fn count_or(&mut self, key: &str, chosen: usize) -> Result<usize, CacheError> {
-        match self.param(key).kind {
-            Kind::Chosen { min, max } => Ok(self.whole(key, min, max)?.unwrap_or(chosen)),
-            _ => self.count(key),
         }
     }
 
@@ -296,6 +318,21 @@ impl<'a> Args<'a> {
                 .parse()
                 .map_err(|_| self.bad(key, raw, "expected true or false")),
         }
+    }
+
+    /// One of a [`Kind::Choice`]'s names, its default when not given.
+    pub fn choice(&mut self, key: &str) -> Result<&'static str, CacheError> {
+        let Kind::Choice { default, choices } = self.param(key).kind else {
+            panic!("parameter '{key}' is not a choice");
+        };
+        let Some(raw) = self.raw(key) else {
+            return Ok(default);
+        };
+        choices
+            .iter()
+            .copied()
+            .find(|c| *c == raw)
+            .ok_or_else(|| self.bad(key, raw, format!("expected {}", choices.join(" or "))))
     }
 
     /// A plain-scorer policy's entry, its default when not given.

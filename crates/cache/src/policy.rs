@@ -78,6 +78,9 @@ pub struct Policy<B: Backend> {
     /// A share of each layer's budget protected as recent tokens, on top of `recent` (H2O's
     /// recent window).
     pub recent_share: f64,
+    /// The largest share of a layer's budget, after the sinks, that recent tokens are protected
+    /// in (1: all of it). The sinks are never evicted to protect recent tokens.
+    pub recent_cap: f64,
     /// Keep moments of the evicted tokens and correct attention with them (MomentKV's
     /// normalisation-corrected attention, [`crate::moment_attention`]).
     pub moments: bool,
@@ -98,6 +101,7 @@ impl<B: Backend> Policy<B> {
             sinks: 0,
             recent: 0,
             recent_share: 0.0,
+            recent_cap: 1.0,
             moments: false,
             order: Order::First,
             segment: 0,
@@ -128,9 +132,13 @@ impl<B: Backend> Policy<B> {
         }
     }
 
-    /// Recent tokens protected when a layer keeps `keep`.
+    /// Recent tokens protected when a layer keeps `keep`: `max(recent, ⌊recent_share·keep⌋)`,
+    /// at most `⌊recent_cap·(keep − sinks)⌋`.
     pub(crate) fn protected_recent(&self, keep: usize) -> usize {
-        self.recent.max((self.recent_share * keep as f64) as usize)
+        let room = (self.recent_cap * keep.saturating_sub(self.sinks) as f64) as usize;
+        self.recent
+            .max((self.recent_share * keep as f64) as usize)
+            .min(room)
     }
 
     /// Whether evicted tokens are summarised: to correct attention, or for a scorer that reads
@@ -149,6 +157,7 @@ impl<B: Backend> fmt::Debug for Policy<B> {
             .field("sinks", &self.sinks)
             .field("recent", &self.recent)
             .field("recent_share", &self.recent_share)
+            .field("recent_cap", &self.recent_cap)
             .field("moments", &self.moments)
             .field("order", &self.order)
             .field("segment", &self.segment)

@@ -168,10 +168,17 @@ mod tests {
     #[test]
     fn defaults_follow_the_reference_implementations() {
         let snap = build("snapkv").unwrap();
-        assert_eq!((snap.recent, snap.sinks), (64, 0));
+        assert_eq!((snap.recent, snap.sinks, snap.recent_cap), (32, 4, 0.5));
+        // At budget 64 the window protects 30 tokens after the 4 sinks, not the whole budget.
+        assert_eq!(snap.protected_recent(64), 30);
+        assert_eq!(snap.protected_recent(1024), 32);
+        let kvpress = build("snapkv:preset=kvpress").unwrap();
+        assert_eq!((kvpress.recent, kvpress.sinks), (64, 0));
+        assert_eq!(kvpress.protected_recent(64), 64);
+        assert!(build("snapkv:preset=vllm").is_err());
         let stream = build("streaming").unwrap();
         assert_eq!(stream.sinks, 4);
-        let pyramid = build("pyramidkv").unwrap();
+        let pyramid = build("pyramidkv:preset=kvpress").unwrap();
         assert_eq!(
             pyramid.layer_budget,
             LayerBudget::Pyramid {
@@ -179,6 +186,7 @@ mod tests {
                 beta: 20.0
             }
         );
+        assert_eq!(build("pyramidkv").unwrap().sinks, 4);
         let ada = build("adakv:scorer=expected,epsilon=0.01").unwrap();
         assert_eq!(ada.allocation, Allocation::Adaptive { alpha: 0.2 });
         assert_eq!(ada.sinks, 4);
@@ -188,7 +196,7 @@ mod tests {
         assert!(build("full+moments").is_err());
         let momentkv = build("momentkv").unwrap();
         assert!(momentkv.moments && momentkv.keeps_moments());
-        assert_eq!((momentkv.recent, momentkv.sinks), (64, 0));
+        assert_eq!((momentkv.recent, momentkv.sinks), (32, 4));
         assert_eq!(momentkv.order, Order::First);
         let second = build("snapkv+moments:order=2").unwrap();
         assert_eq!(second.order, Order::Second);
@@ -256,6 +264,7 @@ mod tests {
                     Kind::Real { default, min, max } => (min..=max).contains(&default),
                     Kind::Chosen { .. } | Kind::Flag { .. } => true,
                     Kind::Scorer { default } => policies::find(default).is_some(),
+                    Kind::Choice { default, choices } => choices.contains(&default),
                 };
                 assert!(ok, "{}: {}", entry.name, p.key);
                 // Every declared parameter is read: given at its default, it builds.

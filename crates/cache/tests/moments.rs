@@ -407,7 +407,8 @@ fn the_correction_and_moment_informed_eviction_lower_the_decode_error() {
     // the moments lowers it further where the summary carries most of the attention (budget 32)
     // and is never more than 5% worse (at 64 and 128 the two selections are within 1%).
     for budget in [32, 64, 128] {
-        let error = |p: &str| decode_error(&format!("{p}:window=16,kernel=1"), budget);
+        let error =
+            |p: &str| decode_error(&format!("{p}:window=16,kernel=1,preset=kvpress"), budget);
         let (snap, corrected, informed) =
             (error("snapkv"), error("snapkv+moments"), error("momentkv"));
         assert!(

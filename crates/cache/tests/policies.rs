@@ -87,12 +87,39 @@ fn streaming_keeps_sinks_and_the_most_recent() {
 }
 
 #[test]
+fn default_presets_keep_the_sinks_and_give_the_window_at_most_half_the_budget() {
+    // 40 tokens whose keys all look alike, a budget of 12: the 4 sinks, then 4 recent tokens
+    // ((12 − 4) / 2), whatever the window's length; kvpress's preset protects its whole window.
+    let keys: Vec<[f32; D]> = (0..40).map(|i| e(i % 2, 1.0)).collect();
+    for policy in ["snapkv", "momentkv", "snapkv:window=64", "adakv"] {
+        let mut c = cache(policy, 12, "prefill", geometry(1, 1));
+        prefill(&mut c, &keys, &keys);
+        let kept = &kept(&c)[0];
+        assert!(kept.len() <= 12, "{policy}: {kept:?}");
+        assert_eq!(kept[..4], [0, 1, 2, 3], "{policy}: {kept:?}");
+        assert_eq!(
+            kept[kept.len() - 4..],
+            [36, 37, 38, 39],
+            "{policy}: {kept:?}"
+        );
+    }
+    let mut c = cache("snapkv:preset=kvpress", 12, "prefill", geometry(1, 1));
+    prefill(&mut c, &keys, &keys);
+    assert_eq!(kept(&c), vec![(28..40).collect::<Vec<u32>>()]);
+}
+
+#[test]
 fn snapkv_keeps_what_the_window_attends_to_plus_the_window() {
     // The last two queries look along e0; only token 2 has a large e0 key.
     let mut keys: Vec<[f32; D]> = (0..10).map(|i| e(1 + i % 3, 1.0)).collect();
     keys[2] = e(0, 8.0);
     let queries: Vec<[f32; D]> = (0..10).map(|_| e(0, 4.0)).collect();
-    let mut c = cache("snapkv:window=2,kernel=1", 3, "prefill", geometry(1, 1));
+    let mut c = cache(
+        "snapkv:window=2,kernel=1,preset=kvpress",
+        3,
+        "prefill",
+        geometry(1, 1),
+    );
     prefill(&mut c, &queries, &keys);
     assert_eq!(kept(&c), vec![vec![2, 8, 9]]);
 }
@@ -385,12 +412,17 @@ fn momentkv_evicts_what_the_summary_captures_and_keeps_outliers_on_both_sides() 
     keys[2][0] = 3.0;
     keys[5][0] = -3.0;
     let queries: Vec<[f32; D]> = (0..10).map(|_| e(0, 4.0)).collect();
-    let mut snap = cache("snapkv:window=2,kernel=1", 4, "prefill", geometry(1, 1));
+    let mut snap = cache(
+        "snapkv:window=2,kernel=1,preset=kvpress",
+        4,
+        "prefill",
+        geometry(1, 1),
+    );
     prefill(&mut snap, &queries, &keys);
     assert!(!kept(&snap)[0].contains(&5), "{:?}", kept(&snap));
     for spec in [
-        "momentkv:window=2,kernel=1",
-        "momentkv:window=2,kernel=1,correct=false",
+        "momentkv:window=2,kernel=1,preset=kvpress",
+        "momentkv:window=2,kernel=1,correct=false,preset=kvpress",
     ] {
         let mut c = cache(spec, 4, "prefill", geometry(1, 1));
         prefill(&mut c, &queries, &keys);
@@ -456,11 +488,21 @@ fn laprox_evicts_a_strongly_attended_token_the_output_projection_discards() {
         D,
     );
     let context = with_output(geometry(1, 1), &drop_channel_3);
-    let mut snap = cache("snapkv:window=2,kernel=1", 3, "prefill", context.clone());
+    let mut snap = cache(
+        "snapkv:window=2,kernel=1,preset=kvpress",
+        3,
+        "prefill",
+        context.clone(),
+    );
     let q = tensor(&queries, [1, 1, 10]);
     prefill_with(&mut snap, q.clone(), &keys, &values);
     assert_eq!(kept(&snap), vec![vec![5, 8, 9]]);
-    let mut laprox = cache("laprox:window=2,kernel=1", 3, "prefill", context);
+    let mut laprox = cache(
+        "laprox:window=2,kernel=1,preset=kvpress",
+        3,
+        "prefill",
+        context,
+    );
     prefill_with(&mut laprox, q, &keys, &values);
     assert_eq!(kept(&laprox), vec![vec![2, 8, 9]]);
 }
@@ -487,7 +529,7 @@ fn laprox_counts_heads_that_cancel_in_the_output_as_nothing() {
     }
     let output = matrix(w, D, 2 * D);
     let mut laprox = cache(
-        "laprox:window=2,kernel=1",
+        "laprox:window=2,kernel=1,preset=kvpress",
         3,
         "prefill",
         with_output(geometry(1, 2), &output),

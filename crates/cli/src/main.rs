@@ -10,6 +10,7 @@ mod eval;
 mod generate;
 mod kernel_bench;
 mod passkey;
+mod perplexity;
 
 use std::process::ExitCode;
 
@@ -72,6 +73,9 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// RULER's long-context tasks over policies and budgets: results.jsonl, summary.md, plots.
     Eval(eval::EvalArgs),
+    /// Perplexity under compression: the NLL of a long text read while the cache holds each
+    /// budget, against the full cache's on the same tokens.
+    Perplexity(perplexity::PerplexityArgs),
 }
 
 fn policies() -> Result<(), momentkv::Error> {
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
         Command::Passkey(args) => passkey::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Perplexity(args) => perplexity::run(args),
         Command::Policies => policies(),
     };
     match result {

@@ -350,6 +350,117 @@ fn analyze_reports_every_layer_and_counts_the_moments() {
 }
 
 #[test]
+fn perplexity_reports_the_full_cache_then_each_cell() {
+    let dir = std::env::temp_dir().join("momentkv-cli-perplexity");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("text.txt");
+    // 122 tokens of the fixture's tokenizer.
+    std::fs::write(
+        &text,
+        "the quick brown fox jumps over the lazy dog ".repeat(4),
+    )
+    .unwrap();
+    let plot = dir.join("delta.svg");
+    let _ = std::fs::remove_file(&plot);
+    let model = fixture("llama-tied");
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "perplexity",
+            "--model",
+            model.to_str().unwrap(),
+            "--text",
+            text.to_str().unwrap(),
+            "--policy",
+            "streaming;knorm",
+            "--budget",
+            "16,32",
+        ];
+        args.extend_from_slice(extra);
+        momentkv(&args)
+    };
+    let out = args(&[
+        "--context",
+        "96",
+        "--json",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    let full = &lines[0];
+    assert_eq!(full["policy"], "full");
+    assert!(full["budget"].is_null(), "{full}");
+    assert_eq!(full["delta_nll"], 0.0);
+    // The prefix is the smallest budget: 80 tokens scored of 96.
+    assert_eq!(full["tokens"], 80);
+    assert_eq!(full["kv_cache_bytes"], 95 * SLOT_BYTES);
+    let cells: Vec<(String, u64)> = lines[1..]
+        .iter()
+        .map(|l| {
+            (
+                l["policy"].as_str().unwrap().to_string(),
+                l["budget"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64)> = [
+        ("streaming", 16),
+        ("streaming", 32),
+        ("knorm", 16),
+        ("knorm", 32),
+    ]
+    .iter()
+    .map(|&(p, b)| (p.to_string(), b))
+    .collect();
+    assert_eq!(cells, want);
+    for line in &lines[1..] {
+        let (nll, full_nll) = (
+            line["nll"].as_f64().unwrap(),
+            line["nll_full"].as_f64().unwrap(),
+        );
+        assert!(nll.is_finite() && (nll - full_nll).abs() > 1e-4, "{line}");
+        assert_eq!(full_nll, full["nll"].as_f64().unwrap());
+        let ratio = line["ppl_ratio"].as_f64().unwrap();
+        assert!((ratio - line["delta_nll"].as_f64().unwrap().exp()).abs() < 1e-9);
+        assert!(!line["buckets"].as_array().unwrap().is_empty(), "{line}");
+    }
+    assert_eq!(lines[1]["kv_cache_bytes"], 16 * SLOT_BYTES);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert_eq!(
+        svg.matches("<polyline").count(),
+        3,
+        "full, streaming, knorm"
+    );
+
+    let out = args(&["--context", "96"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("| policy | budget | NLL | ΔNLL | PPL ratio | KV bytes |"),
+        "{table}"
+    );
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
+    assert!(rows[1].starts_with("| full | - |"), "{table}");
+    assert_eq!(rows.len(), 6, "{table}");
+
+    for (extra, error) in [
+        (&["--context", "500"][..], "fewer than the context of 500"),
+        (
+            &["--context", "96", "--evict-during", "chunked"][..],
+            "decode[=K]",
+        ),
+    ] {
+        let out = args(extra);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(error), "{}", stderr(&out));
+    }
+}
+
+#[test]
 fn eval_scores_ruler_samples_resumes_and_summarises() {
     let dir = std::env::temp_dir().join("momentkv-cli-eval");
     let _ = std::fs::remove_dir_all(&dir);

@@ -35,6 +35,11 @@ impl Essays {
         Ok(Self { text })
     }
 
+    /// The essays' whole text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// The first `tokens` tokens of the essays (repeated if they are too short), as text.
     pub fn cut(&self, tokenizer: &Tokenizer, tokens: usize) -> Result<String, Error> {
         let want_chars = tokens * CHARS_PER_TOKEN;

@@ -5,6 +5,8 @@
 //!   context has been compressed (kvpress's query-agnostic protocol);
 //! - [`ruler`]: RULER's tasks (`momentkv-ruler`) on a model: data fetched, prompts sized in the
 //!   model's tokens and split into context and question;
+//! - [`perplexity`]: teacher-forced NLL of a long text while the cache holds a budget
+//!   (StreamingLLM's protocol), against the full cache's on the same tokens;
 //! - [`sweep`]: one prefill per sample, every (policy, budget) answering from a fork of it;
 //! - [`experiment`]: a whole RULER sweep on disk, resumable: samples, `results.jsonl`, summary
 //!   and plots;
@@ -14,6 +16,7 @@
 pub mod experiment;
 pub mod haystack;
 pub mod passkey;
+pub mod perplexity;
 pub mod plot;
 pub mod ruler;
 pub mod summary;

@@ -595,6 +595,7 @@ pub fn policy_seeds() -> Vec<Vec<u8>> {
                     .chain(scorers.iter().copied())
                     .map(str::to_string)
                     .collect(),
+                Kind::Choice { choices, .. } => choices.iter().map(|c| c.to_string()).collect(),
             };
             let moments = if matches!(p.key, "order" | "segment") {
                 "+moments"

@@ -33,7 +33,7 @@ pub static ENTRY: Entry = Entry {
     ],
     plain_scorer: false,
     kvpress: &[
-        ("adakv_snapkv", "adakv"),
+        ("adakv_snapkv", "adakv:preset=kvpress"),
         (
             "adakv_expected_attention",
             "adakv:scorer=expected,epsilon=0.01",

@@ -24,7 +24,7 @@ use burn::tensor::{backend::Backend, Tensor};
 
 use super::adakv::ALPHA;
 use super::snapkv::SnapKv;
-use super::{Entry, KERNEL, WINDOW};
+use super::{Entry, KERNEL, PRESET, WINDOW};
 use crate::params::Args;
 use crate::scorer::{host, Inputs, Observation, QueryNeed, Scorer};
 use crate::{Allocation, CacheError, Geometry, ModelContext, Policy};
@@ -35,19 +35,21 @@ pub static ENTRY: Entry = Entry {
     summary: "LaProx-style output-aware scoring: each token's contribution to the layer's \
               projected output over the window, cross-head terms included, with the layer's \
               budget shared among heads by score",
-    params: &[WINDOW, KERNEL, ALPHA],
+    params: &[WINDOW, KERNEL, PRESET, ALPHA],
     plain_scorer: false,
     kvpress: &[],
 };
 
 pub fn build<B: Backend>(args: &mut Args) -> Result<Policy<B>, CacheError> {
-    let SnapKv { window, kernel } = SnapKv::read(args)?;
+    let (SnapKv { window, kernel }, preset) = SnapKv::read(args)?;
     let alpha = args.real("alpha")?;
-    Ok(Policy {
-        recent: window,
-        allocation: Allocation::Adaptive { alpha },
-        ..Policy::scored(LaProx { window, kernel })
-    })
+    Ok(preset.protect(
+        window,
+        Policy {
+            allocation: Allocation::Adaptive { alpha },
+            ..Policy::scored(LaProx { window, kernel })
+        },
+    ))
 }
 
 /// Output-aware scores of the last `window` queries, pooled with odd width `kernel`.

@@ -25,7 +25,7 @@ use burn::config::Config;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use super::snapkv::SnapKv;
-use super::{Entry, KERNEL, WINDOW};
+use super::{Entry, KERNEL, PRESET, WINDOW};
 use crate::params::{Args, Param};
 use crate::scorer::{Inputs, Observation, QueryNeed, Scorer};
 use crate::{CacheError, Policy};
@@ -39,6 +39,7 @@ pub static ENTRY: Entry = Entry {
     params: &[
         WINDOW,
         KERNEL,
+        PRESET,
         Param::count(
             "refine",
             1,
@@ -57,18 +58,20 @@ pub static ENTRY: Entry = Entry {
 };
 
 pub fn build<B: Backend>(args: &mut Args) -> Result<Policy<B>, CacheError> {
-    let SnapKv { window, kernel } = SnapKv::read(args)?;
+    let (SnapKv { window, kernel }, preset) = SnapKv::read(args)?;
     let refine = args.count("refine")?;
     let correct = args.flag("correct")?;
-    Ok(Policy {
-        recent: window,
-        moments: correct,
-        ..Policy::scored(MomentKv {
-            window,
-            kernel,
-            refine,
-        })
-    })
+    Ok(preset.protect(
+        window,
+        Policy {
+            moments: correct,
+            ..Policy::scored(MomentKv {
+                window,
+                kernel,
+                refine,
+            })
+        },
+    ))
 }
 
 /// The moment-informed score over the last `window` queries, pooled with odd width `kernel`.

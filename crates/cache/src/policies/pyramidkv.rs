@@ -4,7 +4,7 @@
 use burn::tensor::backend::Backend;
 
 use super::snapkv::SnapKv;
-use super::{Entry, KERNEL, WINDOW};
+use super::{Entry, KERNEL, PRESET, WINDOW};
 use crate::params::{Args, Param};
 use crate::{CacheError, LayerBudget, Policy};
 
@@ -15,6 +15,7 @@ pub static ENTRY: Entry = Entry {
     params: &[
         WINDOW,
         KERNEL,
+        PRESET,
         Param::real(
             "beta",
             20.0,
@@ -24,18 +25,18 @@ pub static ENTRY: Entry = Entry {
         ),
     ],
     plain_scorer: false,
-    kvpress: &[("pyramidkv", "pyramidkv")],
+    kvpress: &[("pyramidkv", "pyramidkv:preset=kvpress")],
 };
 
 pub fn build<B: Backend>(args: &mut Args) -> Result<Policy<B>, CacheError> {
-    let scorer = SnapKv::read(args)?;
+    let (scorer, preset) = SnapKv::read(args)?;
     let beta = args.real("beta")?;
-    Ok(Policy {
-        recent: scorer.window,
-        layer_budget: LayerBudget::Pyramid {
-            window: scorer.window,
-            beta,
+    let window = scorer.window;
+    Ok(preset.protect(
+        window,
+        Policy {
+            layer_budget: LayerBudget::Pyramid { window, beta },
+            ..Policy::scored(scorer)
         },
-        ..Policy::scored(scorer)
-    })
+    ))
 }

@@ -1,7 +1,7 @@
 use burn::config::Config;
 use burn::tensor::backend::Backend;
 
-use super::{Entry, KERNEL, WINDOW};
+use super::{Entry, Preset, KERNEL, PRESET, WINDOW};
 use crate::params::Args;
 use crate::scorer::{Inputs, Observation, QueryNeed, Scorer};
 use crate::{CacheError, Policy};
@@ -10,17 +10,14 @@ pub static ENTRY: Entry = Entry {
     name: "snapkv",
     aliases: &[],
     summary: "SnapKV: pooled attention of the last window of queries, mean over the query group",
-    params: &[WINDOW, KERNEL],
+    params: &[WINDOW, KERNEL, PRESET],
     plain_scorer: true,
-    kvpress: &[("snapkv", "snapkv")],
+    kvpress: &[("snapkv", "snapkv:preset=kvpress")],
 };
 
 pub fn build<B: Backend>(args: &mut Args) -> Result<Policy<B>, CacheError> {
-    let scorer = SnapKv::read(args)?;
-    Ok(Policy {
-        recent: scorer.window,
-        ..Policy::scored(scorer)
-    })
+    let (scorer, preset) = SnapKv::read(args)?;
+    Ok(preset.protect(scorer.window, Policy::scored(scorer)))
 }
 
 /// SnapKV (Li et al., 2024), as kvpress computes it: the attention the last `window` queries pay
@@ -35,12 +32,15 @@ pub struct SnapKv {
 }
 
 impl SnapKv {
-    /// `window` and `kernel` as given (the policies built on SnapKV's window read them too).
-    pub fn read(args: &mut Args) -> Result<Self, CacheError> {
-        Ok(Self {
-            window: args.count("window")?,
-            kernel: args.count("kernel")?,
-        })
+    /// `window` and `kernel` as given, else the preset's (the policies built on SnapKV's window
+    /// read them too), with the preset.
+    pub(crate) fn read(args: &mut Args) -> Result<(Self, Preset), CacheError> {
+        let preset = Preset::read(args)?;
+        let scorer = Self {
+            window: args.count_or("window", preset.window())?,
+            kernel: args.count_or("kernel", preset.kernel())?,
+        };
+        Ok((scorer, preset))
     }
 }
 
