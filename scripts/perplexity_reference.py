@@ -33,6 +33,11 @@ to stdout), for the README's full-cache figure beside `momentkv perplexity`:
         --real-model ~/.cache/momentkv/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf \\
         --text ~/.cache/momentkv/paul-graham-essays/PaulGrahamEssays.json --context 2048 --prefix 64
 
+tests/fixtures/perplexity-real-reference.jsonl is this command's output for both real models
+(SmolLM2-135M-Instruct Q4_1 and Qwen2.5-Coder-0.5B-Instruct Q4_K_M) on
+`--text ~/.cache/momentkv/pride-and-prejudice/prideandprejudice.txt.gz --context 256 --prefix 64`,
+one line each.
+
 transformers dequantizes the GGUF weights to f32. A `.json` text file is read as RULER's essays
 (`{"text": ...}`), as `momentkv perplexity --text paul-graham-essays` reads them.
 """

@@ -313,3 +313,52 @@ backend_tests!(
     evicting_cells_match_the_full_cache_until_they_evict,
     settings_that_measure_nothing_are_refused,
 );
+
+/// Both real models' full-cache NLL on the first 256 tokens of Pride and Prejudice (64 prefilled,
+/// 192 scored) equals transformers' on the same dequantized weights to 1e-3
+/// (`tests/fixtures/perplexity-real-reference.jsonl`, from `scripts/perplexity_reference.py
+/// --real-model FILE --text prideandprejudice.txt.gz --context 256 --prefix 64`). Flex only: the
+/// Qwen model holds 2.5 GB of f32 weights.
+#[cfg(feature = "flex")]
+#[test]
+fn real_models_nll_matches_transformers() {
+    use momentkv::hub;
+    use momentkv_eval::perplexity::read_text;
+    type B = burn::backend::Flex;
+    let lines = std::fs::read_to_string(fixture("perplexity-real-reference.jsonl")).unwrap();
+    let references: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let Some(text) = hub::if_present(&hub::PRIDE_AND_PREJUDICE) else {
+        return;
+    };
+    let text = read_text(text.to_str().unwrap()).unwrap();
+    for file in [&hub::SMOLLM2_135M, &hub::QWEN25_CODER_05B] {
+        let Some(path) = hub::if_present(file) else {
+            continue;
+        };
+        let r = references
+            .iter()
+            .find(|r| r["model"] == file.file_name)
+            .unwrap_or_else(|| panic!("no reference for {}", file.file_name));
+        let model = load::<B>(&path, &Default::default()).unwrap();
+        let tokens = tokenize(&model.tokenizer, &text).unwrap();
+        let first: Vec<u32> = serde_json::from_value(r["first_ids"].clone()).unwrap();
+        assert_eq!(tokens[..first.len()], first[..], "{}", file.name);
+        let settings = Perplexity {
+            context: r["context"].as_u64().unwrap() as usize,
+            prefix: Some(r["prefix"].as_u64().unwrap() as usize),
+            stride: 16,
+            ..Perplexity::new(tokens, vec![])
+        };
+        let report = settings.run(&model, |_| Ok(())).unwrap();
+        let want = r["nll"].as_f64().unwrap();
+        assert!(
+            (report.full.nll - want).abs() < 1e-3,
+            "{}: {} against transformers' {want}",
+            file.name,
+            report.full.nll
+        );
+    }
+}
