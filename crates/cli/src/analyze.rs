@@ -11,7 +11,7 @@ use momentkv::{hub, load, Error};
 use momentkv_eval::haystack::Essays;
 use momentkv_eval::plot::{LinePlot, Series};
 
-use crate::cache_args::{split_policies, CacheArgs};
+use crate::cache_args::{CacheArgs, PolicyGrid};
 use crate::ModelArgs;
 
 #[derive(clap::Args)]
@@ -28,22 +28,8 @@ pub struct AnalyzeArgs {
     /// is the context.
     #[arg(long, default_value_t = 32)]
     pub queries: usize,
-    /// Policies, `NAME[:key=value,...]`, separated by `;` or `,` between names.
-    #[arg(
-        long = "policy",
-        visible_alias = "policies",
-        value_delimiter = ';',
-        required = true
-    )]
-    pub policies: Vec<String>,
-    /// Budgets in tokens per KV head.
-    #[arg(
-        long = "budget",
-        visible_alias = "budgets",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub budgets: Vec<usize>,
+    #[command(flatten)]
+    pub grid: PolicyGrid,
     /// When to evict while reading the context (as for `generate`).
     #[arg(long, default_value = "prefill")]
     pub evict_during: String,
@@ -102,18 +88,16 @@ impl WithBackend for Analyze {
             )));
         }
         let (context, tail) = tokens.split_at(tokens.len() - args.queries);
-        let policies = split_policies(&args.policies);
         // The full cache is the reference every policy is measured against.
-        let cells: Vec<CacheArgs> = policies
-            .iter()
-            .filter(|p| *p != "full")
-            .flat_map(|p| {
-                args.budgets.iter().map(|&b| CacheArgs {
-                    policy: p.clone(),
-                    budget: Some(b),
-                    compression: None,
-                    evict_during: args.evict_during.clone(),
-                })
+        let cells: Vec<CacheArgs> = args
+            .grid
+            .cells()
+            .into_iter()
+            .map(|(policy, budget)| CacheArgs {
+                policy,
+                budget: Some(budget),
+                compression: None,
+                evict_during: args.evict_during.clone(),
             })
             .collect();
         // Check every policy and budget before the first long run.

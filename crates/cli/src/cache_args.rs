@@ -93,6 +93,40 @@ pub fn nothing_evicted_note<B: KernelBackend>(cache: &EvictingCache<B>) -> Optio
     })
 }
 
+/// The policies and budgets a command measures against the full cache, every policy at every
+/// budget (`analyze`, `perplexity`).
+#[derive(clap::Args)]
+pub struct PolicyGrid {
+    /// Policies, `NAME[:key=value,...]`, separated by `;` or `,` between names (the full cache is
+    /// always measured, as the reference).
+    #[arg(
+        long = "policy",
+        visible_alias = "policies",
+        value_delimiter = ';',
+        required = true
+    )]
+    pub policies: Vec<String>,
+    /// Budgets in tokens per KV head.
+    #[arg(
+        long = "budget",
+        visible_alias = "budgets",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub budgets: Vec<usize>,
+}
+
+impl PolicyGrid {
+    /// Every (policy, budget), policy-major, without `full` (the reference, measured anyway).
+    pub fn cells(&self) -> Vec<(String, usize)> {
+        split_policies(&self.policies)
+            .into_iter()
+            .filter(|p| p != "full")
+            .flat_map(|p| self.budgets.iter().map(move |&b| (p.clone(), b)))
+            .collect()
+    }
+}
+
 /// `snapkv,tova;adakv:scorer=knorm,alpha=0.3` → names split at `,` unless a `:` parameter list
 /// is open; `;` always splits.
 pub fn split_policies(items: &[String]) -> Vec<String> {

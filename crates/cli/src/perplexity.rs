@@ -11,7 +11,7 @@ use momentkv::{hub, load, Error};
 use momentkv_eval::perplexity::{read_text, tokenize, CellNll, Perplexity};
 use momentkv_eval::sweep::Cell;
 
-use crate::cache_args::split_policies;
+use crate::cache_args::PolicyGrid;
 use crate::ModelArgs;
 
 #[derive(clap::Args)]
@@ -32,23 +32,8 @@ pub struct PerplexityArgs {
     /// Tokens per forward pass while reading (1: StreamingLLM's token-by-token protocol).
     #[arg(long, default_value_t = 1)]
     pub stride: usize,
-    /// Policies, `NAME[:key=value,...]`, separated by `;` or `,` between names (the full cache is
-    /// always measured first).
-    #[arg(
-        long = "policy",
-        visible_alias = "policies",
-        value_delimiter = ';',
-        required = true
-    )]
-    pub policies: Vec<String>,
-    /// Budgets in tokens per KV head.
-    #[arg(
-        long = "budget",
-        visible_alias = "budgets",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub budgets: Vec<usize>,
+    #[command(flatten)]
+    pub grid: PolicyGrid,
     /// When to evict while reading: `decode=K` evicts back to the budget whenever the cache holds
     /// K tokens more (1, at every token, by default).
     #[arg(long, default_value = "decode")]
@@ -79,14 +64,13 @@ impl PerplexityArgs {
     }
 
     fn settings(&self, tokens: Vec<u32>) -> Result<Perplexity, Error> {
-        let cells = split_policies(&self.policies)
+        let cells = self
+            .grid
+            .cells()
             .into_iter()
-            .filter(|p| p != "full")
-            .flat_map(|policy| {
-                self.budgets.iter().map(move |&b| Cell {
-                    policy: policy.clone(),
-                    budget: Some(b),
-                })
+            .map(|(policy, budget)| Cell {
+                policy,
+                budget: Some(budget),
             })
             .collect();
         Ok(Perplexity {

@@ -44,7 +44,7 @@ use std::time::Instant;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use momentkv::cache::{
-    Budget, CacheError, EvictAt, EvictingCache, Inputs, KvCache, Phase, Policy, PrefillRecord,
+    Budget, CacheError, EvictAt, EvictingCache, KvCache, Phase, Policy, PrefillRecord,
 };
 use momentkv::kernels::KernelBackend;
 use momentkv::tokenizer::Tokenizer;
@@ -54,7 +54,7 @@ use serde::Serialize;
 
 use crate::haystack::Essays;
 use crate::plot::{LinePlot, Series};
-use crate::sweep::Cell;
+use crate::sweep::{record_prefill, Cell, SharedPrefill};
 
 /// The settings of one perplexity run: the text, how much of it is scored and how, and the
 /// caches compared with the full cache.
@@ -255,17 +255,12 @@ impl Perplexity {
         let cells: Vec<Cell> = std::iter::once(Cell::full())
             .chain(self.cells.iter().cloned())
             .collect();
-        let built = cells
-            .iter()
-            .map(|c| c.build::<B>())
-            .collect::<Result<Vec<_>, _>>()?;
-        let inputs = built
-            .iter()
-            .fold(Inputs::NONE, |all, (p, _)| all.union(p.inputs()));
+        let SharedPrefill {
+            built,
+            record,
+            hidden,
+        } = record_prefill(model, &cells, tokens[..prefix].to_vec())?;
         let transformer = &model.transformer;
-        let mut record = PrefillRecord::new(transformer.config().num_hidden_layers, inputs);
-        let hidden =
-            transformer.forward(&[tokens[..prefix].to_vec()], Phase::Prefill, &mut record)?;
         // ℓ_P, from the prefix's last position: the same for every cell.
         let first = -log_probs(transformer, hidden, &tokens[prefix..=prefix])[0];
         let mut full: Option<Vec<f64>> = None;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use burn::tensor::Tensor;
 use momentkv::cache::{
     Budget, EvictAt, EvictingCache, Inputs, KvCache, Phase, Policy, PolicySpec, PrefillRecord,
 };
@@ -111,16 +112,8 @@ pub fn answer_cells<B: KernelBackend>(
             (head.to_vec(), last.to_vec())
         }
     };
-    let built = cells
-        .iter()
-        .map(|c| c.build::<B>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let inputs = built
-        .iter()
-        .fold(Inputs::NONE, |all, (p, _)| all.union(p.inputs()));
+    let SharedPrefill { built, record, .. } = record_prefill(model, cells, prefix)?;
     let transformer = &model.transformer;
-    let mut record = PrefillRecord::new(transformer.config().num_hidden_layers, inputs);
-    transformer.forward(&[prefix], Phase::Prefill, &mut record)?;
     let options = GenerateOptions {
         max_new_tokens,
         stop_tokens: model.stop_tokens.clone(),
@@ -144,6 +137,38 @@ pub fn answer_cells<B: KernelBackend>(
         done(cell, text, bytes, started.elapsed().as_secs_f64())?;
     }
     Ok(())
+}
+
+/// One prefill shared by several cells: each cell's policy and budget, the record every cell
+/// forks, and the prefill's final-norm hidden states `[1, prefix, hidden]`.
+pub(crate) struct SharedPrefill<B: KernelBackend> {
+    pub built: Vec<(Policy<B>, Budget)>,
+    pub record: PrefillRecord<B>,
+    pub hidden: Tensor<B, 3>,
+}
+
+/// Builds each cell's policy and prefills `prefix` once into a [`PrefillRecord`] keeping what all
+/// of them read.
+pub(crate) fn record_prefill<B: KernelBackend>(
+    model: &Model<B>,
+    cells: &[Cell],
+    prefix: Vec<u32>,
+) -> Result<SharedPrefill<B>, Error> {
+    let built = cells
+        .iter()
+        .map(|c| c.build::<B>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = built
+        .iter()
+        .fold(Inputs::NONE, |all, (p, _)| all.union(p.inputs()));
+    let transformer = &model.transformer;
+    let mut record = PrefillRecord::new(transformer.config().num_hidden_layers, inputs);
+    let hidden = transformer.forward(&[prefix], Phase::Prefill, &mut record)?;
+    Ok(SharedPrefill {
+        built,
+        record,
+        hidden,
+    })
 }
 
 /// Mean scores: `[length][task][cell]`.
