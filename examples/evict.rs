@@ -6,7 +6,7 @@
 use momentkv::backend::{dispatch, BackendKind, WithBackend};
 use momentkv::cache::{Budget, EvictAt, EvictingCache, KvCache, PolicySpec};
 use momentkv::kernels::KernelBackend;
-use momentkv::transformer::{generate, GenerateOptions, Sampler};
+use momentkv::transformer::{generate, Sampler};
 use momentkv::{hub, load, Error};
 
 struct Evict;
@@ -28,10 +28,7 @@ impl WithBackend for Evict {
             Budget::tokens(64)?,
             at,
         )?;
-        let options = GenerateOptions {
-            max_new_tokens: 24,
-            stop_tokens: model.stop_tokens.clone(),
-        };
+        let options = model.options(24);
         let out = generate(
             &model.transformer,
             &mut cache,

@@ -6,7 +6,7 @@
 use momentkv::backend::{dispatch, BackendKind, WithBackend};
 use momentkv::cache::FullCache;
 use momentkv::kernels::KernelBackend;
-use momentkv::transformer::{generate, GenerateOptions, Sampler};
+use momentkv::transformer::{generate, Sampler};
 use momentkv::{hub, load, Error};
 
 struct Complete(String);
@@ -17,10 +17,7 @@ impl WithBackend for Complete {
     fn run<B: KernelBackend>(self, device: B::Device) -> Result<String, Error> {
         let model = load::load::<B>(&hub::resolve("smollm2-135m")?, &device)?;
         let prompt = model.tokenizer.encode(&self.0, true)?;
-        let options = GenerateOptions {
-            max_new_tokens: 32,
-            stop_tokens: model.stop_tokens.clone(),
-        };
+        let options = model.options(32);
         let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
         let out = generate(
             &model.transformer,

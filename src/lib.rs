@@ -21,7 +21,7 @@
 //!         let model = load::load::<B>(&path, &device)?;
 //!         let prompt = model.tokenizer.encode("The capital of France is", true)?;
 //!         let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
-//!         let options = transformer::GenerateOptions { max_new_tokens: 12, stop_tokens: model.stop_tokens.clone() };
+//!         let options = model.options(12);
 //!         let mut sampler = transformer::Sampler::greedy();
 //!         let out = transformer::generate(&model.transformer, &mut cache, &prompt, &options, &mut sampler, |_| {})?;
 //!         Ok(model.tokenizer.decode(&out.tokens)?)
@@ -36,6 +36,7 @@ pub mod checksum;
 mod error;
 pub mod hub;
 pub mod load;
+mod repeat;
 
 pub use error::Error;
 pub use load::Model;
@@ -46,3 +47,4 @@ pub use momentkv_llama as llama;
 pub use momentkv_qwen as qwen;
 pub use momentkv_tokenizer as tokenizer;
 pub use momentkv_transformer as transformer;
+pub use repeat::repeat_prompts;

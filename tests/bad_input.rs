@@ -194,8 +194,8 @@ fn prompt_longer_than_the_context_window_names_the_limit() {
     let limit = model.transformer.config().max_position_embeddings;
     let prompt = vec![5u32; limit + 1];
     let options = GenerateOptions {
-        max_new_tokens: 1,
         stop_tokens: vec![],
+        ..model.options(1)
     };
     let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
     let err = generate(
@@ -214,8 +214,8 @@ fn prompt_longer_than_the_context_window_names_the_limit() {
     );
     // A prompt that fits but leaves no room for the requested tokens is refused up front too.
     let options = GenerateOptions {
-        max_new_tokens: 10,
         stop_tokens: vec![],
+        ..model.options(10)
     };
     let err = generate(
         &model.transformer,

@@ -34,8 +34,8 @@ fn momentkv_tokens<B: KernelBackend>(device: B::Device) -> Option<(Vec<u32>, usi
     )
     .unwrap();
     let options = GenerateOptions {
-        max_new_tokens: 16,
         stop_tokens: Vec::new(),
+        ..model.options(16)
     };
     let out = generate(
         &model.transformer,

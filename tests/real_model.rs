@@ -8,7 +8,7 @@ use momentkv::cache::FullCache;
 use momentkv::kernels::KernelBackend;
 use momentkv::load::load;
 use momentkv::tokenizer::ChatMessage;
-use momentkv::transformer::{generate, GenerateOptions, Sampler};
+use momentkv::transformer::{generate, Sampler};
 use serde_json::Value;
 
 fn reference() -> Value {
@@ -32,10 +32,7 @@ fn greedy_continuation_matches_transformers<B: KernelBackend>(device: B::Device,
         .encode(r["prompt"].as_str().unwrap(), true)
         .unwrap();
     assert_eq!(prompt, ids(&r["prompt_ids"]));
-    let options = GenerateOptions {
-        max_new_tokens: 12,
-        stop_tokens: model.stop_tokens.clone(),
-    };
+    let options = model.options(12);
     let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
     let out = generate(
         &model.transformer,
@@ -74,10 +71,7 @@ fn chat_turn_stops_at_end_of_turn<B: KernelBackend>(device: B::Device, _tol: f32
     let prompt = model.tokenizer.encode(&text, false).unwrap();
     let end = model.tokenizer.token_id("<|im_end|>").unwrap();
     assert!(model.stop_tokens.contains(&end));
-    let options = GenerateOptions {
-        max_new_tokens: 48,
-        stop_tokens: model.stop_tokens.clone(),
-    };
+    let options = model.options(48);
     let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
     let out = generate(
         &model.transformer,

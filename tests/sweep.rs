@@ -5,7 +5,7 @@
 use momentkv::cache::{Budget, EvictAt, EvictingCache, PolicySpec};
 use momentkv::kernels::KernelBackend;
 use momentkv::load::load;
-use momentkv::transformer::{answer, GenerateOptions, Sampler};
+use momentkv::transformer::{answer, Sampler};
 use momentkv_eval::passkey::Protocol;
 use momentkv_eval::ruler::split;
 use momentkv_eval::sweep::{answer_cells, Cell};
@@ -39,10 +39,7 @@ pub fn forks_answer_like_fresh_caches<B: KernelBackend>(device: B::Device, _tol:
         budget: b,
     })
     .collect();
-    let options = GenerateOptions {
-        max_new_tokens: 6,
-        stop_tokens: model.stop_tokens.clone(),
-    };
+    let options = model.options(6);
     for protocol in [Protocol::QueryAgnostic, Protocol::QueryAware] {
         let mut swept = Vec::new();
         answer_cells(

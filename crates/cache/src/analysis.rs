@@ -15,6 +15,8 @@
 //!
 //! The moments in `f̂_E` are those of `E` whether or not the policy keeps them, so a policy
 //! without correction still shows what a correction could recover.
+//!
+//! Replay passes ([`Phase::Replay`], KVzip) go to the evicting cache alone: they only score it.
 
 use burn::tensor::{activation::softmax, Tensor, TensorData};
 use momentkv_kernels::KernelBackend;
@@ -172,7 +174,10 @@ impl<B: KernelBackend> AnalyzingCache<B> {
 impl<B: KernelBackend> KvCache<B> for AnalyzingCache<B> {
     fn prepare(&mut self, new: usize, phase: Phase) -> Result<usize, CacheError> {
         self.phase = phase;
-        self.cache.prepare(new, phase)?;
+        let start = self.cache.prepare(new, phase)?;
+        if let Phase::Replay { .. } = phase {
+            return Ok(start);
+        }
         self.full.prepare(new, phase)
     }
 
@@ -186,6 +191,7 @@ impl<B: KernelBackend> KvCache<B> for AnalyzingCache<B> {
         let held = match self.phase {
             Phase::Decode => self.cache.kept_positions(layer),
             Phase::Prefill => None,
+            Phase::Replay { .. } => return self.cache.attend(layer, q, k, v),
         };
         let approx = self.cache.attend(layer, q.clone(), k.clone(), v.clone())?;
         let exact = self.full.attend(layer, q.clone(), k, v)?;
@@ -201,5 +207,13 @@ impl<B: KernelBackend> KvCache<B> for AnalyzingCache<B> {
 
     fn bytes(&self) -> usize {
         self.cache.bytes()
+    }
+
+    fn replay_chunk(&self) -> Option<usize> {
+        self.cache.replay_chunk()
+    }
+
+    fn end_replay(&mut self) -> Result<(), CacheError> {
+        self.cache.end_replay()
     }
 }

@@ -39,4 +39,6 @@ pub enum CacheError {
     BadSchedule(String),
     #[error("cannot fork this prefill record: {0}")]
     Fork(String),
+    #[error("replay: {0}")]
+    Replay(String),
 }

@@ -1,3 +1,5 @@
+use std::ops::Range;
+
 use burn::tensor::Tensor;
 use momentkv_kernels::KernelBackend;
 
@@ -5,11 +7,11 @@ use crate::attention::{attention_with_mass, masked_attention};
 use crate::moment_attention::moment_attention;
 use crate::pass::Pass;
 use crate::scorer::{QueryNeed, QUERY_BUFFER};
-use crate::select::{select, Rules};
+use crate::select::{select, Rules, Selection};
 use crate::store::LayerStore;
 use crate::{
-    Allocation, Budget, CacheError, EvictAt, Geometry, KvCache, ModelContext, Observation, Phase,
-    Policy, PrefillRecord,
+    Allocation, Budget, CacheError, EvictAt, Geometry, KvCache, LayerBudget, ModelContext,
+    Observation, Phase, Policy, PrefillRecord,
 };
 
 /// A KV cache that holds at most a budget of tokens per KV head, evicting by a [`Policy`].
@@ -23,6 +25,11 @@ use crate::{
 /// keys and values, plus what its scorer derived from the model when the cache was built
 /// ([`crate::Scorer::layer_state`]); [`KvCache::bytes`] counts all of it.
 ///
+/// A policy that scores the prompt from replays of it (KVzip, [`crate::Scorer::replay_chunk`])
+/// evicts nothing while prefilling; it scores during the [`Phase::Replay`] passes the caller runs
+/// next ([`KvCache::replay_chunk`]) and evicts once, at [`KvCache::end_replay`], from one pool of
+/// every layer's heads ([`LayerBudget::Joint`]) or one per layer.
+///
 /// Batches: each sequence (batch row) keeps its own tokens; all rows advance in lockstep.
 pub struct EvictingCache<B: KernelBackend> {
     geometry: Geometry,
@@ -35,6 +42,12 @@ pub struct EvictingCache<B: KernelBackend> {
     pass: Pass,
     phase: Phase,
     evicted: usize,
+    /// The prompt positions the replay pass in flight reconstructs.
+    replay: Option<Range<usize>>,
+    /// Per layer, the replay passes' scores `[batch, kv_heads, seen]` so far (empty: none yet).
+    replay_scores: Vec<Vec<f32>>,
+    /// A replaying policy has its prompt and has not yet evicted from it.
+    awaiting_replay: bool,
 }
 
 impl<B: KernelBackend> EvictingCache<B> {
@@ -74,6 +87,18 @@ impl<B: KernelBackend> EvictingCache<B> {
                     .into(),
             });
         }
+        let replays = policy
+            .scorer
+            .as_ref()
+            .is_some_and(|s| s.replay_chunk().is_some());
+        if replays && (at.chunk.is_some() || at.decode.is_some()) {
+            return Err(CacheError::BadSchedule(format!(
+                "'{}' scores the prompt from replays of it and evicts once, after them: evict at \
+                 prefill only (schedule '{at}')",
+                policy.spec
+            )));
+        }
+        let layers = g.layers;
         let states = match &policy.scorer {
             Some(scorer) => (0..g.layers)
                 .map(|layer| scorer.layer_state(layer, &model))
@@ -90,6 +115,9 @@ impl<B: KernelBackend> EvictingCache<B> {
             pass: Pass::default(),
             phase: Phase::Prefill,
             evicted: 0,
+            replay: None,
+            replay_scores: vec![Vec::new(); layers],
+            awaiting_replay: false,
         })
     }
 
@@ -149,11 +177,12 @@ impl<B: KernelBackend> EvictingCache<B> {
                 store.mass = recorded.mass.cloned();
             }
             cache.layers[layer] = Some(store);
-            if cache.policy.evicts() {
+            if cache.policy.evicts() && !cache.replays() {
                 cache.evict(layer, 0);
             }
             cache.trim_query_buffer(layer);
         }
+        cache.awaiting_replay = cache.replays();
         Ok(cache)
     }
 
@@ -190,6 +219,85 @@ impl<B: KernelBackend> EvictingCache<B> {
         )
     }
 
+    /// Whether the policy scores the prompt from replays of it.
+    fn replays(&self) -> bool {
+        self.policy
+            .scorer
+            .as_ref()
+            .is_some_and(|s| s.replay_chunk().is_some())
+    }
+
+    /// Tokens a pool of `rows` heads holding `context` tokens each keeps in all, under the
+    /// budget: `rows · min(n, context)` for `n` tokens, `N − ⌊N·r⌋` of its `N = rows · context`
+    /// entries for a compression ratio `r` (KVzip's count, as kvpress takes it).
+    fn pool_keep(&self, rows: usize, context: usize) -> usize {
+        let entries = rows * context;
+        match self.budget {
+            Budget::Tokens(n) => rows * n.min(context),
+            Budget::Compression(r) => entries - (entries as f64 * r) as usize,
+        }
+    }
+
+    /// Announces a replay pass reconstructing `span`, after checking that one is due.
+    fn prepare_replay(&mut self, new: usize, span: Range<usize>) -> Result<usize, CacheError> {
+        if !self.awaiting_replay {
+            return Err(CacheError::Replay(format!(
+                "'{}' expects no replay pass now: only a replaying policy (kvzip) takes them, \
+                 after its prompt and before it evicts",
+                self.policy.spec
+            )));
+        }
+        let seen = self.pass.seen;
+        if span.start > span.end || span.end > seen {
+            return Err(CacheError::Replay(format!(
+                "a replay of positions {}..{} reaches past the {seen} prompt tokens held",
+                span.start, span.end
+            )));
+        }
+        self.replay = Some(span);
+        Ok(self.pass.prepare_replay(new))
+    }
+
+    /// Scores `store`'s prompt slots from one replay pass's queries `q` and records the scores of
+    /// the positions `span` it reconstructs (slot = position: nothing is evicted before).
+    fn score_replay(
+        &mut self,
+        layer: usize,
+        store: &LayerStore<B>,
+        q: Tensor<B, 4>,
+        span: Range<usize>,
+    ) {
+        let seen = self.pass.seen;
+        let obs = Observation {
+            layer,
+            geometry: &self.geometry,
+            keys: store.keys.clone(),
+            values: store.values.clone(),
+            positions: &store.positions,
+            valid: &store.valid,
+            queries: Some(q),
+            first_query: seen,
+            mass: None,
+            seen,
+            keep: 0,
+            moments: None,
+            state: self.states[layer].as_ref(),
+            replay: Some(span.clone()),
+        };
+        let [_, _, t] = obs.dims();
+        let scorer = self.policy.scorer.as_ref().expect("a replaying policy");
+        let scores = scorer.score(&obs);
+        let rows = scores.len() / t;
+        let recorded = &mut self.replay_scores[layer];
+        if recorded.is_empty() {
+            *recorded = vec![0.0; rows * seen];
+        }
+        for row in 0..rows {
+            recorded[row * seen + span.start..row * seen + span.end]
+                .copy_from_slice(&scores[row * t + span.start..row * t + span.end]);
+        }
+    }
+
     /// Tokens per head `layer` keeps now: its share of the budget for the context seen so far.
     fn layer_keep(&self, layer: usize, held: usize) -> usize {
         let keep = self.budget.keep(self.pass.seen);
@@ -205,12 +313,13 @@ impl<B: KernelBackend> EvictingCache<B> {
     /// Tokens a head may hold beyond its budget before this pass evicts: none while prefilling,
     /// the decode interval less one while generating; `None` when this pass does not evict.
     fn slack(&self) -> Option<usize> {
-        if !self.policy.evicts() {
+        if !self.policy.evicts() || self.replays() {
             return None;
         }
         match self.phase {
             Phase::Prefill => Some(0),
             Phase::Decode => self.at.decode.map(|n| n - 1),
+            Phase::Replay { .. } => None,
         }
     }
 
@@ -258,6 +367,7 @@ impl<B: KernelBackend> EvictingCache<B> {
             keep,
             moments: store.moments.as_ref(),
             state: self.states[layer].as_ref(),
+            replay: None,
         };
         let scorer = self.policy.scorer.as_ref().expect("evicting policy");
         let scores = scorer.score(&obs);
@@ -266,6 +376,7 @@ impl<B: KernelBackend> EvictingCache<B> {
             sinks: self.policy.sinks,
             recent: self.policy.protected_recent(keep),
             allocation: self.policy.allocation,
+            total: None,
         };
         let selection = select(
             &scores,
@@ -288,7 +399,19 @@ impl<B: KernelBackend> EvictingCache<B> {
 
 impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
     fn prepare(&mut self, new: usize, phase: Phase) -> Result<usize, CacheError> {
+        if let Phase::Replay { from, to } = phase {
+            return self.prepare_replay(new, from..to);
+        }
+        if phase == Phase::Decode && self.replay_chunk().is_some() {
+            return Err(CacheError::Replay(format!(
+                "'{}' evicts after replay passes over its prompt: run them \
+                 (momentkv_transformer::replay) before reading further tokens",
+                self.policy.spec
+            )));
+        }
+        self.replay = None;
         self.phase = phase;
+        self.awaiting_replay |= phase == Phase::Prefill && self.replays();
         Ok(self.pass.prepare(new))
     }
 
@@ -322,7 +445,12 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
                 });
             }
         }
-        let start = self.pass.seen - new;
+        let replay = self.replay.clone();
+        let start = if replay.is_some() {
+            self.pass.seen
+        } else {
+            self.pass.seen - new
+        };
         let inputs = self.policy.inputs();
         let store = match self.layers[layer].take() {
             None => LayerStore::new(k, v, start),
@@ -340,6 +468,14 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
             }
         };
         let mut store = store;
+        if let Some(span) = replay {
+            // Nothing is evicted before the replays, so plain causal attention is exact.
+            let out = B::causal_attention(q.clone(), store.keys.clone(), store.values.clone());
+            self.score_replay(layer, &store, q, span);
+            store.truncate(store.slots() - new);
+            self.layers[layer] = Some(store);
+            return Ok(out);
+        }
         let (keys, values) = (store.keys.clone(), store.values.clone());
         // H2O's mass needs the attention weights; the output is the corrected attention when the
         // policy corrects with moments, else plain attention (the fast path when nothing is
@@ -411,5 +547,79 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
 
     fn prefill_chunk(&self) -> Option<usize> {
         self.at.chunk.filter(|_| self.policy.evicts())
+    }
+
+    /// The scorer's replay chunk while the prompt awaits its replays and the budget would evict
+    /// some of it.
+    fn replay_chunk(&self) -> Option<usize> {
+        let chunk = self.policy.scorer.as_ref()?.replay_chunk()?;
+        let seen = self.pass.seen;
+        (self.awaiting_replay && self.pool_keep(1, seen) < seen).then_some(chunk)
+    }
+
+    /// Selects what every layer keeps from the replay scores, in one pool of all layers' heads
+    /// ([`LayerBudget::Joint`]) or one pool per layer, each keeping [`Self::pool_keep`] with no
+    /// per-head floor (the sinks ranked first), then evicts the rest (summarising it into moments
+    /// when the policy keeps them).
+    fn end_replay(&mut self) -> Result<(), CacheError> {
+        if !self.awaiting_replay {
+            return Err(CacheError::Replay(format!(
+                "'{}' has no replay passes to end",
+                self.policy.spec
+            )));
+        }
+        self.awaiting_replay = false;
+        self.replay = None;
+        let (kv, layers, context) = (self.geometry.kv_heads, self.layers.len(), self.pass.seen);
+        let per_pool = match self.policy.layer_budget {
+            LayerBudget::Joint => layers,
+            _ => 1,
+        };
+        let scores = std::mem::replace(&mut self.replay_scores, vec![Vec::new(); layers]);
+        for first in (0..layers).step_by(per_pool) {
+            let pool: Vec<&LayerStore<B>> = self.layers[first..first + per_pool]
+                .iter()
+                .map(|s| s.as_ref().expect("every layer attended the prompt"))
+                .collect();
+            let batch = pool[0].keys.dims()[0];
+            let rows = per_pool * kv;
+            // Rows ordered [batch][layer][kv_head], `context` slots each (slot = position).
+            let (mut score, mut valid, mut positions) = (vec![], vec![], vec![]);
+            for b in 0..batch {
+                for (l, store) in pool.iter().enumerate() {
+                    let range = b * kv * context..(b + 1) * kv * context;
+                    match scores[first + l].get(range.clone()) {
+                        Some(s) => score.extend_from_slice(s),
+                        None => score.extend(std::iter::repeat_n(0.0, kv * context)),
+                    }
+                    valid.extend_from_slice(&store.valid[range.clone()]);
+                    positions.extend_from_slice(&store.positions[range]);
+                }
+            }
+            let rules = Rules {
+                keep: 0,
+                sinks: self.policy.sinks,
+                recent: self.policy.recent,
+                allocation: Allocation::Adaptive { alpha: 0.0 },
+                total: Some(self.pool_keep(rows, context)),
+            };
+            let selection = select(&score, &valid, &positions, rows, context, rules);
+            for l in 0..per_pool {
+                let kept = (0..batch)
+                    .flat_map(|b| (0..kv).map(move |h| b * rows + l * kv + h))
+                    .map(|row| selection.kept[row].clone())
+                    .collect();
+                let selection = Selection { kept };
+                let kept: usize = selection.kept.iter().map(Vec::len).sum();
+                self.evicted += batch * kv * context - kept;
+                let moments = self.policy.keeps_moments();
+                let store = self.layers[first + l].as_mut().expect("attended");
+                if moments {
+                    store.absorb_evicted(&selection, self.policy.order, self.policy.segment);
+                }
+                store.retain(&selection);
+            }
+        }
+        Ok(())
     }
 }

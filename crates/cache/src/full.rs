@@ -28,7 +28,12 @@ impl<B: KernelBackend> FullCache<B> {
 }
 
 impl<B: KernelBackend> KvCache<B> for FullCache<B> {
-    fn prepare(&mut self, new: usize, _phase: Phase) -> Result<usize, CacheError> {
+    fn prepare(&mut self, new: usize, phase: Phase) -> Result<usize, CacheError> {
+        if let Phase::Replay { .. } = phase {
+            return Err(CacheError::Replay(
+                "the full cache evicts nothing, so it takes no replay passes".into(),
+            ));
+        }
         Ok(self.pass.prepare(new))
     }
 

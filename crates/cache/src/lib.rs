@@ -58,13 +58,18 @@ pub use spec::{PolicySpec, MAX_SUMMARIES, MIN_SEGMENT};
 use burn::tensor::Tensor;
 use momentkv_kernels::KernelBackend;
 
-/// Whether a forward pass carries prompt tokens or generated ones.
+/// Whether a forward pass carries prompt tokens, generated ones, or a replay of the prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Prompt tokens, the whole prompt or one chunk of it.
     Prefill,
     /// Generated tokens, usually one per pass.
     Decode,
+    /// A context-reconstruction pass (KVzip): the model re-reads prompt positions `from..to`
+    /// after a repeat instruction, attending over everything the cache holds; the cache scores
+    /// what it holds from this pass's queries and keeps none of its tokens. Its tokens take the
+    /// positions after the prompt, and the next pass takes them again.
+    Replay { from: usize, to: usize },
 }
 
 /// The cache interface a transformer's attention layers use, for one batch of sequences.
@@ -97,5 +102,17 @@ pub trait KvCache<B: KernelBackend> {
     /// whole prompt at once.
     fn prefill_chunk(&self) -> Option<usize> {
         None
+    }
+
+    /// The prompt tokens each replay pass reconstructs, when this cache scores the prompt from
+    /// replays of it ([`Phase::Replay`], KVzip) and would evict some of it; `None` for every
+    /// other cache. The caller then runs the replay passes and calls [`KvCache::end_replay`].
+    fn replay_chunk(&self) -> Option<usize> {
+        None
+    }
+
+    /// Ends the replay passes: the cache evicts now, from the scores they gave.
+    fn end_replay(&mut self) -> Result<(), CacheError> {
+        Ok(())
     }
 }

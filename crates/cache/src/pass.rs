@@ -21,6 +21,13 @@ impl Pass {
         start
     }
 
+    /// Announces `new` tokens of a replay pass ([`crate::Phase::Replay`]): they take the
+    /// positions from `seen` on but are not kept, so `seen` does not advance.
+    pub fn prepare_replay(&mut self, new: usize) -> usize {
+        self.pending = new;
+        self.seen
+    }
+
     /// Checks that `new` tokens reaching `layer` are the ones announced.
     pub fn check(&self, layer: usize, new: usize) -> Result<(), CacheError> {
         if new != self.pending || new == 0 {

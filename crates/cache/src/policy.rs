@@ -24,6 +24,11 @@ pub enum LayerBudget {
     /// budgets fall linearly from `2m − m/β` (first layer) to `m/β` (last), the first capped at
     /// `context − window`; where the last would fall below the window `w`, the uniform budget.
     Pyramid { window: usize, beta: f64 },
+    /// One budget pooled over every layer and head (KVzip's default): the `layers · kv_heads ·
+    /// keep` best scores of the whole model are kept, so what each layer keeps follows its
+    /// scores. Selected once for all layers ([`crate::KvCache::end_replay`]); a layer on its own
+    /// keeps `keep`.
+    Joint,
 }
 
 impl LayerBudget {
@@ -40,7 +45,7 @@ impl LayerBudget {
     ) -> usize {
         let rounded = || (mean.round_ties_even() as usize).clamp(1, context.max(1));
         match *self {
-            Self::Uniform => keep,
+            Self::Uniform | Self::Joint => keep,
             Self::Pyramid { window, beta } => {
                 let (w, l) = (window as f64, context as f64);
                 let mut min = mean / beta;

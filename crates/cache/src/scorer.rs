@@ -8,6 +8,8 @@
 //! (budgets, protected sinks and recent tokens, per-head allocation) live in [`crate::Policy`]
 //! and [`crate::select`].
 
+use std::ops::Range;
+
 use burn::tensor::{
     activation::softmax, backend::Backend, module::avg_pool1d, Bool, Tensor, TensorData,
 };
@@ -98,6 +100,9 @@ pub struct Observation<'a, B: Backend> {
     pub moments: Option<&'a Moments<B>>,
     /// What the scorer derived from the model for this layer ([`Scorer::layer_state`]).
     pub state: Option<&'a Tensor<B, 4>>,
+    /// During a replay pass ([`crate::Phase::Replay`]): the prompt positions it reconstructs.
+    /// `queries` are then the pass's own, and its keys are the last `queries`' count of slots.
+    pub replay: Option<Range<usize>>,
 }
 
 impl<B: Backend> Observation<'_, B> {
@@ -215,6 +220,12 @@ pub trait Scorer<B: Backend>: Send {
         _model: &ModelContext<B>,
     ) -> Result<Option<Tensor<B, 4>>, CacheError> {
         Ok(None)
+    }
+
+    /// Prompt tokens per replay pass, for a scorer that scores the prompt from replays of it
+    /// ([`crate::Phase::Replay`], KVzip) rather than at eviction; `None` for every other.
+    fn replay_chunk(&self) -> Option<usize> {
+        None
     }
 
     /// Whether the score is shared by every head (TOVA), so heads keep the same positions and

@@ -28,6 +28,9 @@ pub struct Rules {
     /// The most recent tokens always kept.
     pub recent: usize,
     pub allocation: Allocation,
+    /// Under [`Allocation::Adaptive`], the tokens the pool of heads keeps in all, instead of
+    /// `kv_heads · keep` (KVzip's `N − ⌊N·ratio⌋` over a pool of `N` entries).
+    pub total: Option<usize>,
 }
 
 /// Selects, for each `[batch, kv_heads]` row of `t` slots, the slots to keep.
@@ -35,8 +38,10 @@ pub struct Rules {
 /// `scores`, `valid` and `positions` are `[batch, kv_heads, t]` row-major. Protected tokens (sinks,
 /// recent) rank above every score; ties rank the more recent token higher; NaN ranks lowest.
 /// Under [`Allocation::Uniform`] each head keeps `min(keep, held)` tokens; under
-/// [`Allocation::Adaptive`] each head first keeps its top `max(1, ⌊α·keep⌋)` and the rest of the
-/// layer's `kv_heads · keep` go to the best scores across its heads (AdaKV, as kvpress does).
+/// [`Allocation::Adaptive`] each head first keeps its top `max(1, ⌊α·keep⌋)` (none when `α = 0`)
+/// and the rest of the pool's `kv_heads · keep` (or `total`) go to the best scores across its
+/// heads (AdaKV, as kvpress does). A pool is `kv_heads` consecutive rows: one layer's heads, or
+/// every layer's heads of a batch row for a model-wide budget.
 pub fn select(
     scores: &[f32],
     valid: &[bool],
@@ -102,7 +107,8 @@ pub fn select(
                 }
                 pool.sort_unstable_by(|a, b| rank(&(a.0, a.1, a.2), &(b.0, b.1, b.2)));
                 let mut per_head = vec![Vec::new(); heads.len()];
-                for &(_, _, slot, h) in pool.iter().take(rules.keep * heads.len()) {
+                let total = rules.total.unwrap_or(rules.keep * heads.len());
+                for &(_, _, slot, h) in pool.iter().take(total) {
                     per_head[h].push(slot);
                 }
                 kept.extend(per_head.into_iter().map(|s| sorted(s.into_iter())));
@@ -136,6 +142,7 @@ mod tests {
             sinks: 0,
             recent: 0,
             allocation: Allocation::Uniform,
+            total: None,
         }
     }
 
@@ -184,5 +191,22 @@ mod tests {
         let s = select(&scores, &[true; 8], &pos, 2, 4, r);
         assert_eq!(s.kept, vec![vec![0, 1, 2], vec![1]]);
         assert_eq!(s.widest(), 3);
+    }
+
+    #[test]
+    fn a_pooled_total_without_safeguard_goes_to_the_best_scores_of_any_head() {
+        // Two pools of two heads; each keeps 3 in all, wherever its best scores are.
+        let scores = [
+            0.9, 0.8, 0.7, 0.6, /* */ 0.1, 0.3, 0.2, 0.0, /* pool 2 */ 0.0, 0.0, 0.0,
+            0.0, /* */ 0.5, 0.4, 0.3, 0.2,
+        ];
+        let pos = [0, 1, 2, 3].repeat(4);
+        let r = Rules {
+            allocation: Allocation::Adaptive { alpha: 0.0 },
+            total: Some(3),
+            ..rules(99)
+        };
+        let s = select(&scores, &[true; 16], &pos, 2, 4, r);
+        assert_eq!(s.kept, vec![vec![0, 1, 2], vec![], vec![], vec![0, 1, 2]]);
     }
 }

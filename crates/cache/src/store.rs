@@ -74,6 +74,23 @@ impl<B: Backend> LayerStore<B> {
         }
     }
 
+    /// Drops every slot from `t` on (the tokens of a replay pass), keeping the first `t`.
+    pub fn truncate(&mut self, t: usize) {
+        let slots = self.slots();
+        if t >= slots {
+            return;
+        }
+        fn head<T: Copy>(rows: &[T], slots: usize, t: usize) -> Vec<T> {
+            rows.chunks(slots).flat_map(|r| &r[..t]).copied().collect()
+        }
+        self.keys = self.keys.clone().narrow(2, 0, t);
+        self.values = self.values.clone().narrow(2, 0, t);
+        self.positions = head(&self.positions, slots, t);
+        self.valid = head(&self.valid, slots, t);
+        self.bias = self.bias.take().map(|x| x.narrow(3, 0, t));
+        self.mass = self.mass.take().map(|x| x.narrow(2, 0, t));
+    }
+
     /// Tokens held per `[batch, kv_heads]` row.
     pub fn held(&self) -> Vec<usize> {
         self.valid

@@ -449,6 +449,32 @@ fn prefill_with(
         .unwrap();
 }
 
+/// One replay pass of 5 tokens over positions `4..seen` (values from a fixed formula starting
+/// at `phase`) and the eviction after it, when `cache` awaits replays (KVzip); else nothing.
+fn replay_if_due(cache: &mut EvictingCache<B>, kv: usize, group: usize, phase: f32) {
+    if cache.replay_chunk().is_none() {
+        return;
+    }
+    let wave = |heads: usize, shift: f32| {
+        let rows: Vec<[f32; D]> = (0..heads * 5)
+            .map(|i| std::array::from_fn(|c| ((i * 3 + c * 5) as f32 * 0.61 + shift).cos()))
+            .collect();
+        tensor(&rows, [1, heads, 5])
+    };
+    let to = cache.seen();
+    cache.prepare(5, Phase::Replay { from: 4, to }).unwrap();
+    cache
+        .attend(
+            0,
+            wave(kv * group, phase),
+            wave(kv, phase + 1.0),
+            wave(kv, phase + 2.0),
+        )
+        .unwrap();
+    assert_eq!(cache.seen(), to, "a replay pass takes no positions");
+    cache.end_replay().unwrap();
+}
+
 /// A one-layer model context: `g` with `output` as the layer's output projection.
 fn with_output(g: Geometry, output: &Tensor<B, 2>) -> ModelContext<B> {
     ModelContext {
@@ -579,6 +605,7 @@ fn laprox_scores_are_the_size_of_each_tokens_term_of_the_projected_output() {
         keep: 4,
         moments: None,
         state: Some(&gram),
+        replay: None,
     };
     let scores = LaProx {
         window: w,
@@ -807,7 +834,12 @@ fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
         .unwrap();
     let context = with_output(g.clone(), &output);
     for (policy, spec) in specs.iter().zip(built) {
-        let mut direct = cache(policy, 80, "prefill,decode=2", context.clone());
+        // A replaying policy (KVzip) evicts once, after a replay pass, and not while decoding.
+        let at = match spec.scorer.as_ref().and_then(|s| s.replay_chunk()) {
+            Some(_) => "prefill",
+            None => "prefill,decode=2",
+        };
+        let mut direct = cache(policy, 80, at, context.clone());
         direct.prepare(96, Phase::Prefill).unwrap();
         direct
             .attend(0, prompt.0.clone(), prompt.1.clone(), prompt.2.clone())
@@ -817,9 +849,11 @@ fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
             context.clone(),
             spec,
             Budget::tokens(80).unwrap(),
-            "prefill,decode=2".parse().unwrap(),
+            at.parse().unwrap(),
         )
         .unwrap();
+        replay_if_due(&mut direct, 2, 2, 8.0);
+        replay_if_due(&mut fork, 2, 2, 8.0);
         assert_eq!(kept(&fork), kept(&direct), "{policy} after prefill");
         assert!(direct.evicted() > 0, "{policy} evicted nothing");
         assert_eq!(fork.bytes(), direct.bytes(), "{policy}");
@@ -961,6 +995,7 @@ fn every_policy_reports_the_bytes_of_every_tensor_it_holds() {
                 wave([1, kv, seen], 2.0),
             )
             .unwrap();
+            replay_if_due(&mut c, kv, group, 4.0);
             let held: Vec<usize> = c.kept_positions(0).unwrap().iter().map(Vec::len).collect();
             let slots = held.iter().copied().max().unwrap();
             let padded = held.iter().any(|&h| h != slots);
@@ -981,4 +1016,109 @@ fn every_policy_reports_the_bytes_of_every_tensor_it_holds() {
             assert!(c.evicted() > 0, "{spec}");
         }
     }
+}
+
+#[test]
+fn kvzip_keeps_what_the_replay_attends_to_under_one_budget_for_all_layers() {
+    use momentkv_cache::{PrefillRecord, POLICIES};
+    // 2 layers of one head, 12 prompt tokens, a budget of 6 per head: 12 of the 24 entries stay.
+    // Layer 0: token 9's key is aligned with every replay query, so it takes nearly all their
+    // attention (≈ 0.997); layer 1: equal keys, so every replayed token gets ≈ 1/13. The replay
+    // reconstructs 6..12, so 4 and 5 (template head past the 4 sinks) score 0 and go first.
+    let g = Geometry {
+        layers: 2,
+        ..geometry(1, 1)
+    };
+    let keys: [Vec<[f32; D]>; 2] = [
+        (0..12)
+            .map(|i| if i == 9 { e(2, 6.0) } else { e(i % D, 1.0) })
+            .collect(),
+        vec![e(0, 0.5); 12],
+    ];
+    let values: Vec<[f32; D]> = (0..12).map(|i| e(i % D, 1.0)).collect();
+    let queries: [[f32; D]; 2] = [e(2, 3.0), e(3, 1.0)];
+    let prefill = |c: &mut dyn KvCache<B>| {
+        c.prepare(12, Phase::Prefill).unwrap();
+        for (layer, keys) in keys.iter().enumerate() {
+            let q = vec![e(1, 0.2); 12];
+            c.attend(
+                layer,
+                tensor(&q, [1, 1, 12]),
+                tensor(keys, [1, 1, 12]),
+                tensor(&values, [1, 1, 12]),
+            )
+            .unwrap();
+        }
+    };
+    let replay = |c: &mut EvictingCache<B>| {
+        assert_eq!(c.replay_chunk(), Some(2048));
+        c.prepare(3, Phase::Replay { from: 6, to: 12 }).unwrap();
+        for (layer, q) in queries.iter().enumerate() {
+            let own = vec![e(1, 0.1); 3];
+            c.attend(
+                layer,
+                tensor(&[*q; 3], [1, 1, 3]),
+                tensor(&own, [1, 1, 3]),
+                tensor(&own, [1, 1, 3]),
+            )
+            .unwrap();
+        }
+        c.end_replay().unwrap();
+        assert_eq!(c.replay_chunk(), None, "one replay round");
+    };
+    let mut direct = cache("kvzip", 6, "prefill", g.clone());
+    prefill(&mut direct);
+    assert_eq!(direct.evicted(), 0, "nothing is evicted before the replay");
+    let err = direct.prepare(1, Phase::Decode).unwrap_err().to_string();
+    assert!(err.contains("replay"), "{err}");
+    replay(&mut direct);
+    let layer = |l: usize| direct.kept_positions(l).unwrap();
+    assert_eq!(layer(0), vec![vec![0, 1, 2, 3, 9]]);
+    assert_eq!(layer(1), vec![vec![0, 1, 2, 3, 9, 10, 11]]);
+    assert_eq!(direct.evicted(), 12);
+    // A fork of a recorded prefill replays and keeps the same.
+    let mut record = PrefillRecord::new(2, momentkv_cache::Inputs::NONE);
+    prefill(&mut record);
+    let spec = "kvzip".parse::<PolicySpec>().unwrap().build::<B>().unwrap();
+    let mut fork = EvictingCache::fork(
+        &record,
+        g.clone(),
+        spec,
+        Budget::tokens(6).unwrap(),
+        EvictAt::PREFILL,
+    )
+    .unwrap();
+    replay(&mut fork);
+    for l in 0..2 {
+        assert_eq!(fork.kept_positions(l), direct.kept_positions(l));
+    }
+    // layerwise: each layer keeps 6 of its own 12.
+    let mut each = cache("kvzip:layerwise=true", 6, "prefill", g.clone());
+    prefill(&mut each);
+    replay(&mut each);
+    assert_eq!(each.kept_positions(0).unwrap()[0].len(), 6);
+    assert_eq!(each.kept_positions(1).unwrap()[0].len(), 6);
+    // Refused: eviction while decoding, replays a cache does not await, a span past the prompt.
+    let kvzip = || "kvzip".parse::<PolicySpec>().unwrap().build::<B>().unwrap();
+    let err = EvictingCache::new(
+        g.clone(),
+        kvzip(),
+        Budget::tokens(6).unwrap(),
+        "decode".parse().unwrap(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("evict at prefill only"), "{err}");
+    let mut knorm = cache("knorm", 6, "prefill", g.clone());
+    prefill(&mut knorm);
+    assert!(knorm.prepare(3, Phase::Replay { from: 4, to: 12 }).is_err());
+    let mut past = cache("kvzip", 6, "prefill", g);
+    prefill(&mut past);
+    let err = past
+        .prepare(3, Phase::Replay { from: 4, to: 13 })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("past the 12 prompt tokens"), "{err}");
+    assert!(POLICIES.iter().any(|e| e.name == "kvzip"));
 }

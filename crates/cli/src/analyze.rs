@@ -7,7 +7,8 @@ use momentkv::backend::{dispatch, WithBackend};
 use momentkv::cache::analysis::{AnalyzingCache, LayerReport};
 use momentkv::cache::{KvCache, Phase};
 use momentkv::kernels::KernelBackend;
-use momentkv::{hub, load, Error};
+use momentkv::transformer::replay;
+use momentkv::{hub, load, repeat_prompts, Error};
 use momentkv_eval::haystack::Essays;
 use momentkv_eval::plot::{LinePlot, Series};
 
@@ -118,6 +119,8 @@ impl WithBackend for Analyze {
                     .transformer
                     .forward(&[piece.to_vec()], Phase::Prefill, &mut cache)?;
             }
+            let repeat = repeat_prompts(&model.tokenizer).ok();
+            replay(&model.transformer, &mut cache, &context, repeat.as_ref())?;
             model
                 .transformer
                 .forward(&[tail.to_vec()], Phase::Decode, &mut cache)?;

@@ -118,8 +118,8 @@ impl Bench {
     ) -> Result<Run, Error> {
         let mut kv = cache.build(&model.transformer)?;
         let options = GenerateOptions {
-            max_new_tokens: gen,
             stop_tokens: Vec::new(),
+            ..model.options(gen)
         };
         let out = generate(
             &model.transformer,

@@ -1,7 +1,7 @@
 use momentkv::backend::{dispatch, WithBackend};
 use momentkv::kernels::KernelBackend;
 use momentkv::tokenizer::ChatMessage;
-use momentkv::transformer::{generate, GenerateOptions, Sampler};
+use momentkv::transformer::{generate, Sampler};
 use momentkv::{hub, load, Error};
 
 use crate::cache_args::{nothing_evicted_note, CacheArgs};
@@ -73,10 +73,7 @@ impl WithBackend for Generate {
         } else {
             model.tokenizer.encode(&args.prompt, true)?
         };
-        let options = GenerateOptions {
-            max_new_tokens: args.max_new_tokens,
-            stop_tokens: model.stop_tokens.clone(),
-        };
+        let options = model.options(args.max_new_tokens);
         let mut sampler = Sampler::new(args.temperature, args.top_p, args.seed);
         let mut cache = args.cache.build(&model.transformer)?;
         let mut stream = model.tokenizer.stream();

@@ -4,7 +4,7 @@
 use momentkv::cache::KvCache;
 use momentkv::kernels::KernelBackend;
 use momentkv::tokenizer::Tokenizer;
-use momentkv::transformer::{answer, GenerateOptions, Sampler};
+use momentkv::transformer::{answer, Sampler};
 use momentkv::{Error, Model};
 
 use crate::haystack::{sentence_boundary, Essays};
@@ -120,10 +120,7 @@ pub fn ask<B: KernelBackend>(
     sample: &Sample,
     protocol: Protocol,
 ) -> Result<Outcome, Error> {
-    let options = GenerateOptions {
-        max_new_tokens: ANSWER_TOKENS,
-        stop_tokens: model.stop_tokens.clone(),
-    };
+    let options = model.options(ANSWER_TOKENS);
     let (context, question) = match protocol {
         Protocol::QueryAgnostic => (sample.context.clone(), sample.question.clone()),
         Protocol::QueryAware => ([&sample.context[..], &sample.question[..]].concat(), vec![]),

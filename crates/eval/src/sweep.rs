@@ -10,7 +10,7 @@ use momentkv::cache::{
     Budget, EvictAt, EvictingCache, Inputs, KvCache, Phase, Policy, PolicySpec, PrefillRecord,
 };
 use momentkv::kernels::KernelBackend;
-use momentkv::transformer::{answer, GenerateOptions, Sampler};
+use momentkv::transformer::{answer, replay, Sampler};
 use momentkv::{Error, Model};
 use serde::{Deserialize, Serialize};
 
@@ -112,17 +112,15 @@ pub fn answer_cells<B: KernelBackend>(
             (head.to_vec(), last.to_vec())
         }
     };
-    let SharedPrefill { built, record, .. } = record_prefill(model, cells, prefix)?;
+    let SharedPrefill { built, record, .. } = record_prefill(model, cells, prefix.clone())?;
     let transformer = &model.transformer;
-    let options = GenerateOptions {
-        max_new_tokens,
-        stop_tokens: model.stop_tokens.clone(),
-    };
+    let options = model.options(max_new_tokens);
     let context = transformer.cache_context();
     for (cell, (policy, budget)) in cells.iter().zip(built) {
         let started = Instant::now();
         let mut cache =
             EvictingCache::fork(&record, context.clone(), policy, budget, EvictAt::PREFILL)?;
+        replay(transformer, &mut cache, &prefix, options.repeat.as_ref())?;
         let out = answer(
             transformer,
             &mut cache,

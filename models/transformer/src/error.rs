@@ -31,6 +31,11 @@ pub enum ModelError {
     RaggedBatch,
     #[error("empty prompt: at least one token is needed")]
     EmptyPrompt,
+    #[error(
+        "this cache scores the prompt from replays of it (kvzip), but no repeat prompts were \
+         given: set GenerateOptions::repeat (momentkv::Model::options)"
+    )]
+    NoRepeatPrompts,
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]

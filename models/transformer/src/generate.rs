@@ -1,6 +1,7 @@
 use momentkv_kernels::KernelBackend;
 use std::time::{Duration, Instant};
 
+use momentkv_cache::policies::kvzip::{self, RepeatPrompts};
 use momentkv_cache::{KvCache, Phase};
 
 use crate::{ModelError, Sampler, Transformer};
@@ -10,6 +11,9 @@ pub struct GenerateOptions {
     pub max_new_tokens: usize,
     /// Ids that end generation (not emitted).
     pub stop_tokens: Vec<u32>,
+    /// The model's replay prompts, for a cache that scores the prompt from replays of it
+    /// (KVzip); `None` refuses such a cache.
+    pub repeat: Option<RepeatPrompts>,
 }
 
 /// A finished generation and its timings.
@@ -85,11 +89,15 @@ pub fn answer<B: KernelBackend>(
         return Err(ModelError::EmptyPrompt);
     }
     let start = Instant::now();
+    let offset = cache.seen();
     // Chunked prefill when the cache asks for it: each chunk attends over what the cache kept.
     let chunk = cache.prefill_chunk().unwrap_or(context.len()).max(1);
     let mut hidden = None;
     for piece in context.chunks(chunk) {
         hidden = Some(model.forward(&[piece.to_vec()], Phase::Prefill, cache)?);
+    }
+    if !context.is_empty() {
+        replay_at(model, cache, context, offset, options.repeat.as_ref())?;
     }
     if !question.is_empty() {
         hidden = Some(model.forward(&[question.to_vec()], Phase::Decode, cache)?);
@@ -129,4 +137,40 @@ pub fn answer<B: KernelBackend>(
         stopped,
         kv_cache_bytes: cache.bytes(),
     })
+}
+
+/// KVzip's replay passes: when `cache` scores its prompt from replays of it
+/// ([`KvCache::replay_chunk`]), runs each replay of `context` (the prompt it holds, from position
+/// 0) through the model ([`Phase::Replay`]) and lets the cache evict ([`KvCache::end_replay`]);
+/// otherwise does nothing. Call it after prefilling `context`, before reading anything else
+/// ([`answer`] does, for the context it prefills).
+pub fn replay<B: KernelBackend>(
+    model: &Transformer<B>,
+    cache: &mut impl KvCache<B>,
+    context: &[u32],
+    prompts: Option<&RepeatPrompts>,
+) -> Result<(), ModelError> {
+    replay_at(model, cache, context, 0, prompts)
+}
+
+/// [`replay`] of a `context` held from position `offset`.
+fn replay_at<B: KernelBackend>(
+    model: &Transformer<B>,
+    cache: &mut impl KvCache<B>,
+    context: &[u32],
+    offset: usize,
+    prompts: Option<&RepeatPrompts>,
+) -> Result<(), ModelError> {
+    let Some(chunk) = cache.replay_chunk() else {
+        return Ok(());
+    };
+    let prompts = prompts.ok_or(ModelError::NoRepeatPrompts)?;
+    for (span, ids) in kvzip::replays(context, prompts, chunk) {
+        let phase = Phase::Replay {
+            from: offset + span.start,
+            to: offset + span.end,
+        };
+        model.forward(&[ids], phase, cache)?;
+    }
+    Ok(cache.end_replay()?)
 }

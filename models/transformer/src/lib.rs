@@ -24,7 +24,7 @@ mod weights;
 pub use config::{RopeScaling, TransformerConfig};
 pub use error::ModelError;
 pub use family::Family;
-pub use generate::{answer, generate, GenerateOptions, Generation};
+pub use generate::{answer, generate, replay, GenerateOptions, Generation};
 pub use gguf_config::gguf_config;
 pub use hf_config::{HfConfig, RopeJson, TokenIds};
 pub use model::Transformer;

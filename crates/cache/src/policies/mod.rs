@@ -64,6 +64,7 @@ registry! {
     knorm,
     keydiff,
     expected,
+    kvzip,
     momentkv,
     laprox,
     #[cfg(feature = "testing")]
