@@ -14,40 +14,12 @@ Needs torch, transformers and gguf.
 
 import argparse
 import json
-import os
-import re
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-# RULER (nvidia-long-context-eval 26.3, constants.py): answer tokens and metric per task.
-TOKENS_TO_GENERATE = {"niah": 128, "vt": 30, "cwe": 120, "fwe": 50, "qa": 32}
-
-
-def task_family(task: str) -> str:
-    return task.split("_")[0]
-
-
-def postprocess(prediction: str) -> str:
-    """RULER's evaluate.py: strip, control characters to newlines, strip."""
-    return re.sub(r"[\x00-\x1f]", "\n", prediction.strip()).strip()
-
-
-def score(task: str, prediction: str, references: list[str]) -> float:
-    """RULER's string_match_part for qa, string_match_all otherwise, in percent."""
-    pred = postprocess(prediction).lower()
-    hits = [1.0 if r.lower() in pred else 0.0 for r in references]
-    if not hits:
-        return 0.0
-    if task_family(task) == "qa":
-        return 100.0 * max(hits)
-    return 100.0 * sum(hits) / len(hits)
-
-
-def default_model() -> Path:
-    home = Path(os.environ.get("MOMENTKV_HOME", Path.home() / ".cache" / "momentkv"))
-    return home / "smollm2-135m" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+from ruler_scoring import TOKENS_TO_GENERATE, default_model, postprocess, score, task_family
 
 
 def main() -> None:

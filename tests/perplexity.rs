@@ -76,6 +76,7 @@ impl Reference {
         Cell {
             policy: format!("streaming:sinks={}", self.streaming_sinks),
             budget: Some(self.streaming_budget),
+            compression: None,
         }
     }
 }
@@ -229,6 +230,7 @@ pub fn evicting_cells_match_the_full_cache_until_they_evict<B: KernelBackend>(
     let edge = Cell {
         policy: "streaming".into(),
         budget: Some(r.ids.len() - 3),
+        compression: None,
     };
     let (_, cells) = run(&model, &r.settings(vec![edge]));
     let edge = &cells[0];
@@ -253,6 +255,7 @@ pub fn settings_that_measure_nothing_are_refused<B: KernelBackend>(device: B::De
     let cell = |policy: &str, budget| Cell {
         policy: policy.into(),
         budget,
+        compression: None,
     };
 
     // A budget the text never fills, or fills only after the last prediction: nothing would be

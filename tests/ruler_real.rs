@@ -6,7 +6,7 @@
 use momentkv::hub;
 use momentkv::load::load;
 use momentkv_eval::passkey::Protocol;
-use momentkv_eval::ruler::{sample, sources, split};
+use momentkv_eval::ruler::{sample, sources, split, Pipeline};
 use momentkv_eval::sweep::{answer_cells, Cell};
 use momentkv_ruler::Task;
 
@@ -44,7 +44,7 @@ fn niah_at_1k_is_answered_with_the_full_cache() {
             &model,
             &prompt,
             &[Cell::full()],
-            Protocol::QueryAgnostic,
+            Pipeline::Default,
             s.tokens_to_generate,
             |_, text, _, _| {
                 answers.push(text);
@@ -59,5 +59,28 @@ fn niah_at_1k_is_answered_with_the_full_cache() {
             s.outputs,
             answers[0]
         );
+        // kvpress's protocol: SmolLM2's chat template (its system turn first, no BOS) around the
+        // context, the question read after it with the end of the turn and the answer prefix.
+        let kvpress = Pipeline::Kvpress
+            .prompt(&s, &model.tokenizer, Protocol::QueryAgnostic)
+            .unwrap();
+        let decode = |ids: &[u32]| model.tokenizer.decode(ids).unwrap();
+        assert!(
+            decode(&kvpress.context).starts_with("system\nYou are a helpful AI assistant"),
+            "{}",
+            decode(&kvpress.context[..20])
+        );
+        assert_eq!(
+            kvpress.context[0],
+            model.tokenizer.token_id("<|im_start|>").unwrap()
+        );
+        let question = decode(&kvpress.question);
+        assert!(
+            question.starts_with("What is the special magic number for ")
+                && question.contains("text? \nassistant\nThe special magic number for ")
+                && question.ends_with("mentioned in the provided text is"),
+            "{question}"
+        );
+        assert!(kvpress.context.len() > prompt.context.len());
     }
 }

@@ -9,7 +9,8 @@ use momentkv::kernels::KernelBackend;
 use momentkv::{hub, load, Error};
 use momentkv_eval::experiment::{Event, RulerSweep};
 use momentkv_eval::passkey::Protocol;
-use momentkv_eval::sweep::{Cell, Outcome};
+use momentkv_eval::ruler::Pipeline;
+use momentkv_eval::sweep::{Cell, Column, Outcome, Ratio};
 use momentkv_ruler::Task;
 
 use crate::cache_args::split_policies;
@@ -19,6 +20,8 @@ use crate::ModelArgs;
 const QUICK_TASKS: &str = "niah_single_1,niah_single_2,niah_multikey_1,vt,fwe";
 const QUICK_POLICIES: &str = "streaming;snapkv;momentkv";
 const QUICK_BUDGETS: [usize; 2] = [128, 256];
+/// The budgets when neither `--budgets` nor `--compression` is given.
+const DEFAULT_BUDGETS: [usize; 4] = [64, 128, 256, 512];
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -37,9 +40,18 @@ pub struct EvalArgs {
     /// always evaluated).
     #[arg(long, value_delimiter = ';')]
     pub policies: Vec<String>,
-    /// Budgets in tokens per KV head.
-    #[arg(long, value_delimiter = ',', default_value = "64,128,256,512")]
+    /// Budgets in tokens per KV head (64,128,256,512 when neither this nor --compression is
+    /// given).
+    #[arg(long, value_delimiter = ',')]
     pub budgets: Vec<usize>,
+    /// Compression ratios, kvpress's `compression_ratio`: the fraction of the prefill removed,
+    /// in [0, 1), keeping ⌊n·(1−r)⌋ of its n tokens per KV head.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub compression: Vec<f64>,
+    /// `default`: RULER's prompt as written, the question from its last line; `kvpress`: kvpress's
+    /// pipeline, the chat template around context and question, kvpress's greedy decoding.
+    #[arg(long, default_value = "default")]
+    pub protocol: String,
     /// Seed of the generated samples.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -47,7 +59,9 @@ pub struct EvalArgs {
     #[arg(long)]
     pub query_aware: bool,
     /// Evaluate samples prepared by RULER's own generator (JSONL with `input` and `outputs`)
-    /// instead of generating them; `--tasks` then names the single task they belong to.
+    /// instead of generating them: a file, `--tasks` then naming the single task it belongs to,
+    /// or a directory in RULER's layout, `<task>/validation.jsonl` for each task (`--tasks`
+    /// choosing among them).
     #[arg(long)]
     pub ruler_jsonl: Option<PathBuf>,
     /// Where results.jsonl, summary.md, the plots and the generated samples (samples/TASK-LENGTH.jsonl,
@@ -68,6 +82,7 @@ impl EvalArgs {
             self.samples = 2;
             self.policies = QUICK_POLICIES.split(';').map(String::from).collect();
             self.budgets = QUICK_BUDGETS.to_vec();
+            self.compression.clear();
         }
     }
 
@@ -85,16 +100,27 @@ impl EvalArgs {
             .collect()
     }
 
-    fn cells(&self) -> Vec<Cell> {
+    /// The summary's columns: the budgets, then the compression ratios (checked).
+    fn columns(&self) -> Result<Vec<Column>, Error> {
+        let budgets = if self.budgets.is_empty() && self.compression.is_empty() {
+            &DEFAULT_BUDGETS[..]
+        } else {
+            &self.budgets[..]
+        };
+        let mut columns: Vec<Column> = budgets.iter().map(|&b| Column::Budget(b)).collect();
+        for &r in &self.compression {
+            columns.push(Column::Compression(Ratio::new(r)?));
+        }
+        Ok(columns)
+    }
+
+    fn cells(&self, columns: &[Column]) -> Vec<Cell> {
         let mut cells = vec![Cell::full()];
         for p in split_policies(&self.policies) {
             if p == "full" {
                 continue;
             }
-            cells.extend(self.budgets.iter().map(|&b| Cell {
-                policy: p.clone(),
-                budget: Some(b),
-            }));
+            cells.extend(columns.iter().map(|c| c.cell(&p)));
         }
         cells
     }
@@ -114,10 +140,7 @@ impl Progress {
         self.fresh += 1;
         let per = self.started.elapsed().as_secs_f64() / self.fresh as f64;
         let left = (per * (total - done) as f64) as u64;
-        let cell = match outcome.budget {
-            Some(b) => format!("{} @ {b}", outcome.policy),
-            None => outcome.policy.clone(),
-        };
+        let (_, _, _, cell) = outcome.key();
         crate::out::note(format_args!(
             "\r\x1b[2K[{done}/{total} {:>3}%] {} left · {} {}k #{} {cell}",
             100 * done / total.max(1),
@@ -143,18 +166,15 @@ impl WithBackend for Eval {
             ));
         }
         let tasks = args.tasks()?;
-        if args.ruler_jsonl.is_some() && tasks.len() != 1 {
-            return Err(Error::Unsupported(
-                "--ruler-jsonl takes the one task its samples belong to: --tasks NAME".into(),
-            ));
-        }
+        let columns = args.columns()?;
         let sweep = RulerSweep {
-            cells: args.cells(),
+            cells: args.cells(&columns),
             tasks,
             lengths: args.lengths,
             samples: args.samples,
-            budgets: args.budgets,
+            columns,
             seed: args.seed,
+            pipeline: args.protocol.parse::<Pipeline>()?,
             protocol: if args.query_aware {
                 Protocol::QueryAware
             } else {
@@ -184,6 +204,9 @@ impl WithBackend for Eval {
                 length,
                 error,
             } => noteln!("skipped {task} at {length} tokens: {error}"),
+            Event::UnknownTask { path } => {
+                noteln!("skipped {}: not named after a RULER task", path.display());
+            }
             Event::Answering { .. } => progress.started = Instant::now(),
             Event::Answered {
                 outcome,

@@ -9,7 +9,7 @@ use momentkv::cache::EvictAt;
 use momentkv::kernels::KernelBackend;
 use momentkv::{hub, load, Error};
 use momentkv_eval::perplexity::{read_text, tokenize, CellNll, Perplexity};
-use momentkv_eval::sweep::Cell;
+use momentkv_eval::sweep::Column;
 
 use crate::cache_args::PolicyGrid;
 use crate::ModelArgs;
@@ -68,10 +68,7 @@ impl PerplexityArgs {
             .grid
             .cells()
             .into_iter()
-            .map(|(policy, budget)| Cell {
-                policy,
-                budget: Some(budget),
-            })
+            .map(|(policy, budget)| Column::Budget(budget).cell(&policy))
             .collect();
         Ok(Perplexity {
             context: self.context,

@@ -575,6 +575,154 @@ fn eval_scores_ruler_samples_resumes_and_summarises() {
 }
 
 #[test]
+fn eval_runs_kvpress_protocol_on_a_ruler_directory_at_compression_ratios() {
+    let dir = std::env::temp_dir().join("momentkv-cli-eval-kvpress");
+    let _ = std::fs::remove_dir_all(&dir);
+    // RULER's layout, <task>/validation.jsonl, plus a directory named after no task.
+    let ruler = dir.join("ruler");
+    let write = |task: &str, input: &str, output: &str| {
+        let path = ruler.join(task);
+        std::fs::create_dir_all(&path).unwrap();
+        let line = serde_json::json!({"index": 0, "input": input, "outputs": [output]});
+        std::fs::write(path.join("validation.jsonl"), format!("{line}\n")).unwrap();
+    };
+    // Tasks that answer in at most 32 tokens, to fit the fixture's 256-token window.
+    write(
+        "vt",
+        "Track the variables.\nVAR ABC = 12345\nVAR DEF = VAR ABC\nQuestion: Find all variables \
+         that are assigned the value 12345 in the text above. Answer: They are: ",
+        "DEF",
+    );
+    write(
+        "qa_1",
+        "Answer the question based on the given documents.\n\nDocument 1:\nThe fox is red.\n\n\
+         Answer the question based on the given documents.\n\nQuestion: What color is the fox? \
+         Answer:",
+        "red",
+    );
+    write("notes", "x", "y");
+    let out_dir = dir.join("out");
+    let model = fixture("llama-tied");
+    let args = [
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--ruler-jsonl",
+        ruler.to_str().unwrap(),
+        "--protocol",
+        "kvpress",
+        "--compression",
+        "0.5,0.75",
+        "--policies",
+        "knorm",
+        "--samples",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = momentkv(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("notes: not named after a RULER task"),
+        "{}",
+        stderr(&out)
+    );
+    let results = std::fs::read_to_string(out_dir.join("results.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = results
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // 2 tasks × (full + knorm at 2 ratios).
+    assert_eq!(lines.len(), 6, "{results}");
+    for l in &lines {
+        let full = l["policy"] == "full";
+        assert_eq!(l.get("compression").is_none(), full, "{l}");
+        assert!(l["budget"].is_null(), "{l}");
+    }
+    let ratios: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l.get("compression").and_then(|r| r.as_f64()))
+        .collect();
+    assert_eq!(ratios, [0.5, 0.75, 0.5, 0.75]);
+    let tasks: Vec<&str> = lines.iter().map(|l| l["task"].as_str().unwrap()).collect();
+    assert_eq!(tasks, ["vt", "vt", "vt", "qa_1", "qa_1", "qa_1"]);
+    let settings = std::fs::read_to_string(out_dir.join("sweep.json")).unwrap();
+    assert!(
+        settings.contains("\"protocol\": \"kvpress query-agnostic\""),
+        "{settings}"
+    );
+    assert!(settings.contains("\"samples_sha256\": \"vt "), "{settings}");
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("| policy | compression 0.5 | compression 0.75 |"),
+        "{summary}"
+    );
+    let length = lines[0]["length"].as_u64().unwrap();
+    assert!(out_dir
+        .join(format!("score-vs-compression-{length}.svg"))
+        .is_file());
+    assert!(!out_dir
+        .join(format!("score-vs-budget-{length}.svg"))
+        .exists());
+
+    // The same directory under the default protocol holds other settings.
+    let default: Vec<&str> = args
+        .iter()
+        .map(|&a| if a == "kvpress" { "default" } else { a })
+        .collect();
+    let default = momentkv(&default);
+    assert_eq!(default.status.code(), Some(1));
+    let err = stderr(&default);
+    assert!(
+        err.contains("\"kvpress query-agnostic\" there, \"query-agnostic\" here"),
+        "{err}"
+    );
+
+    // Bad input: one line each.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(empty.join("notes")).unwrap();
+    std::fs::write(empty.join("notes").join("validation.jsonl"), "").unwrap();
+    let one_file = ruler.join("qa_1").join("validation.jsonl");
+    let base = [
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--ruler-jsonl", empty.to_str().unwrap()],
+            "holds no RULER task to answer: expected <task>/validation.jsonl",
+        ),
+        (
+            &["--compression", "1.5"],
+            "compression ratio 1.5 is outside [0, 1)",
+        ),
+        (
+            &["--compression", "-0.25"],
+            "compression ratio -0.25 is outside [0, 1)",
+        ),
+        (
+            &["--protocol", "vllm"],
+            "unknown protocol 'vllm': use default or kvpress",
+        ),
+        (
+            &["--ruler-jsonl", one_file.to_str().unwrap()],
+            "belong to one task",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let args = [&base[..], extra].concat();
+        let out = momentkv(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn a_closed_pipe_ends_quietly_and_a_full_disk_is_an_error() {
     let model = fixture("llama-tied");
     let generate = [

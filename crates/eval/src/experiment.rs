@@ -1,6 +1,7 @@
 //! A whole RULER sweep on disk: samples generated (or read from RULER's JSONL), every cell
 //! answered with [`answer_cells`], outcomes appended to `results.jsonl` (finished ones are not
-//! recomputed), then `summary.md` and one `score-vs-budget-{length}.svg` per length.
+//! recomputed), then `summary.md` and, per length, `score-vs-budget-{length}.svg` and
+//! `score-vs-compression-{length}.svg` for the cells at budgets and at compression ratios.
 //!
 //! A directory holds the results of one set of [`Settings`] (model bytes, seed, protocol, sample
 //! source, momentkv version), saved in `sweep.json`: a sweep with other settings refuses it rather
@@ -19,29 +20,37 @@ use momentkv_ruler::{read_jsonl, write_jsonl, Error as RulerError, Sample, Task}
 use serde::{Deserialize, Serialize};
 
 use crate::passkey::Protocol;
-use crate::ruler::{self, split};
+use crate::ruler::{self, Pipeline};
 use crate::summary;
-use crate::sweep::{answer_cells, table, Cell, Outcome};
+use crate::sweep::{answer_cells, table, Cell, Column, Outcome};
+
+/// The file of each task in a directory of RULER's layout (`<task>/validation.jsonl`).
+const RULER_FILE: &str = "validation.jsonl";
 
 /// The settings of a RULER sweep: which samples, which caches, and where the results go.
 #[derive(Debug, Clone)]
 pub struct RulerSweep {
-    /// RULER's tasks; with `ruler_jsonl`, the one task its samples belong to.
+    /// RULER's tasks; with a `ruler_jsonl` file, the one task its samples belong to; with a
+    /// `ruler_jsonl` directory, those of its tasks to answer.
     pub tasks: Vec<Task>,
     /// Prompt lengths of the generated samples, in model tokens (prompt plus answer).
     pub lengths: Vec<usize>,
-    /// Samples per task and length (with `ruler_jsonl`: the file's first `samples`).
+    /// Samples per task and length (with `ruler_jsonl`: each file's first `samples`).
     pub samples: usize,
     /// The caches every sample is answered under.
     pub cells: Vec<Cell>,
-    /// The budgets of the summary's columns and of the plots' x axis.
-    pub budgets: Vec<usize>,
+    /// The summary's columns: the budgets (the x axis of the score-vs-budget plots), then the
+    /// compression ratios (that of the score-vs-compression plots).
+    pub columns: Vec<Column>,
     /// Seed of the generated samples.
     pub seed: u64,
+    /// Whose pipeline puts the samples to the model.
+    pub pipeline: Pipeline,
     /// How the question meets the compression.
     pub protocol: Protocol,
     /// Samples prepared by RULER's own generator (JSONL with `input` and `outputs`), read
-    /// instead of generated.
+    /// instead of generated: one task's file, or a directory in RULER's layout holding
+    /// `<task>/validation.jsonl` for several.
     pub ruler_jsonl: Option<PathBuf>,
     /// Where `results.jsonl`, `summary.md`, the plots and the generated samples
     /// (`samples/TASK-LENGTH.jsonl`, RULER's layout) go.
@@ -58,11 +67,13 @@ pub struct Settings {
     pub model: String,
     /// [`checksum::sha256`] of the checkpoint: what identifies it.
     pub model_sha256: String,
-    /// `query-agnostic` or `query-aware`.
+    /// [`Pipeline::protocol_name`]: `query-agnostic` or `query-aware`, after `kvpress ` under
+    /// kvpress's pipeline.
     pub protocol: String,
     /// The seed of generated samples; `None` when they are read from RULER's JSONL.
     pub seed: Option<u64>,
-    /// The SHA-256 of the RULER JSONL file the samples are read from.
+    /// The SHA-256 of the RULER JSONL file the samples are read from; for a directory, `TASK
+    /// SHA-256` of each task's file, `; `-separated.
     pub samples_sha256: Option<String>,
 }
 
@@ -110,6 +121,9 @@ pub enum Event<'a> {
         length: usize,
         error: &'a RulerError,
     },
+    /// A task directory of the RULER JSONL directory (`path`, holding `validation.jsonl`) is named
+    /// after no RULER task: skipped.
+    UnknownTask { path: &'a Path },
     /// The samples are ready: `total` (sample, cell) pairs, some perhaps already finished.
     Answering { total: usize },
     /// `outcome` answered and saved: `done` of `total` pairs finished, earlier runs' included.
@@ -140,18 +154,72 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 impl RulerSweep {
-    /// Checks what can be checked without a model: every cell's policy and budget, and that
-    /// RULER JSONL samples have their one task.
+    /// Checks what can be checked without a model: every cell's policy and budget, and that a
+    /// RULER JSONL file's samples have their one task.
     pub fn check<B: KernelBackend>(&self) -> Result<(), Error> {
         for cell in &self.cells {
             cell.build::<B>()?;
         }
-        if self.ruler_jsonl.is_some() && self.tasks.len() != 1 {
+        let file = self.ruler_jsonl.as_deref().filter(|p| !p.is_dir());
+        if file.is_some() && self.tasks.len() != 1 {
             return Err(Error::Unsupported(
-                "RULER JSONL samples belong to one task: name exactly that one".into(),
+                "a RULER JSONL file's samples belong to one task: name exactly that one (or pass \
+                 a directory of <task>/validation.jsonl)"
+                    .into(),
             ));
         }
         Ok(())
+    }
+
+    /// The files of a RULER JSONL directory `dir` (`<task>/validation.jsonl`) whose tasks this
+    /// sweep answers, in RULER's task order; a task directory named after no task goes to `skip`.
+    /// An error when none is left.
+    fn task_files(
+        &self,
+        dir: &Path,
+        skip: &mut dyn FnMut(&Path),
+    ) -> Result<Vec<(Task, PathBuf)>, Error> {
+        let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join(RULER_FILE).is_file())
+            .collect();
+        dirs.sort();
+        let mut files = Vec::new();
+        for path in dirs {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            match name.parse::<Task>() {
+                Ok(task) if self.tasks.contains(&task) => files.push((task, path.join(RULER_FILE))),
+                Ok(_) => {}
+                Err(_) => skip(&path),
+            }
+        }
+        files.sort_by_key(|(task, _)| *task as usize);
+        if files.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{} holds no RULER task to answer: expected <task>/{RULER_FILE} with <task> among \
+                 {}",
+                dir.display(),
+                self.tasks
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(files)
+    }
+
+    /// The SHA-256 of the samples' source: the RULER JSONL file's, or each task file's.
+    fn samples_sha256(&self, path: &Path) -> Result<String, Error> {
+        if !path.is_dir() {
+            return checksum::sha256(path);
+        }
+        let mut digests = Vec::new();
+        for (task, file) in self.task_files(path, &mut |_| {})? {
+            digests.push(format!("{task} {}", checksum::sha256(&file)?));
+        }
+        Ok(digests.join("; "))
     }
 
     /// The settings of this sweep on `model` (hashes the checkpoint and any RULER JSONL file).
@@ -163,16 +231,12 @@ impl RulerSweep {
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             model_sha256: checksum::sha256(&model.source)?,
-            protocol: match self.protocol {
-                Protocol::QueryAgnostic => "query-agnostic",
-                Protocol::QueryAware => "query-aware",
-            }
-            .into(),
+            protocol: self.pipeline.protocol_name(self.protocol),
             seed: self.ruler_jsonl.is_none().then_some(self.seed),
             samples_sha256: self
                 .ruler_jsonl
                 .as_deref()
-                .map(checksum::sha256)
+                .map(|p| self.samples_sha256(p))
                 .transpose()?,
         })
     }
@@ -194,7 +258,9 @@ impl RulerSweep {
         // The samples, generated (or read) up front: cheap next to the model.
         let mut skipped: Vec<String> = Vec::new();
         let samples = match &self.ruler_jsonl {
-            Some(file) => self.read(file, &model.tokenizer)?,
+            Some(path) => self.read(path, &model.tokenizer, &mut |path: &Path| {
+                events(Event::UnknownTask { path });
+            })?,
             None => self.generate(&model.tokenizer, &mut |task, length, error| {
                 events(Event::SkippedTask {
                     task,
@@ -233,13 +299,15 @@ impl RulerSweep {
             if todo.is_empty() {
                 continue;
             }
-            let prompt = split(&sample.input, &model.tokenizer)?;
+            let prompt = self
+                .pipeline
+                .prompt(sample, &model.tokenizer, self.protocol)?;
             let prompt_tokens = prompt.context.len() + prompt.question.len();
             answer_cells(
                 model,
                 &prompt,
                 &todo,
-                self.protocol,
+                self.pipeline,
                 sample.tokens_to_generate,
                 |cell, answer, bytes, seconds| {
                     let outcome = Outcome {
@@ -248,6 +316,7 @@ impl RulerSweep {
                         index: sample.index,
                         policy: cell.policy.clone(),
                         budget: cell.budget,
+                        compression: cell.compression,
                         score: sample.score(&answer),
                         answer,
                         outputs: sample.outputs.clone(),
@@ -275,27 +344,58 @@ impl RulerSweep {
             .into_iter()
             .collect();
         let scores = table(&outcomes);
-        let mut summary = summary::markdown(&scores, cells, &lengths, &self.budgets, self.protocol);
+        let mut summary = summary::markdown(
+            &scores,
+            cells,
+            &lengths,
+            &self.columns,
+            self.pipeline,
+            self.protocol,
+        );
         for s in &skipped {
             summary.push_str(&format!("Skipped {s}\n"));
         }
         let summary_path = self.out.join("summary.md");
         fs::write(&summary_path, &summary).map_err(io(&summary_path))?;
+        let (budgets, ratios): (Vec<Column>, Vec<Column>) = self
+            .columns
+            .iter()
+            .copied()
+            .partition(|c| matches!(c, Column::Budget(_)));
         for &length in &lengths {
-            let plot = summary::plot(&scores, cells, length, &self.budgets);
-            let path = self.out.join(format!("score-vs-budget-{length}.svg"));
-            fs::write(&path, plot.svg()).map_err(io(&path))?;
+            for (columns, name) in [(&budgets, "budget"), (&ratios, "compression")] {
+                if columns.is_empty() {
+                    continue;
+                }
+                let plot = summary::plot(&scores, cells, length, columns);
+                let path = self.out.join(format!("score-vs-{name}-{length}.svg"));
+                fs::write(&path, plot.svg()).map_err(io(&path))?;
+            }
         }
         Ok(Report { outcomes, summary })
     }
 
-    /// The first `samples` of a RULER JSONL file, all filed under its longest prompt's length
-    /// (one group per file).
-    fn read(&self, file: &Path, tokenizer: &Tokenizer) -> Result<Vec<Prepared>, Error> {
+    /// The first `samples` of each RULER JSONL file (one file, or each task's of a directory,
+    /// task directories named after no task going to `skip`), all filed under the longest
+    /// prompt's length (one group per file or directory).
+    fn read(
+        &self,
+        path: &Path,
+        tokenizer: &Tokenizer,
+        skip: &mut dyn FnMut(&Path),
+    ) -> Result<Vec<Prepared>, Error> {
+        let files = if path.is_dir() {
+            self.task_files(path, skip)?
+        } else {
+            vec![(self.tasks[0], path.to_path_buf())]
+        };
         let count = |t: &str| tokenizer.encode(t, true).map_or(0, |ids| ids.len());
-        let read = read_jsonl(file, self.tasks[0], &count)
-            .map_err(|e| Error::Unsupported(e.to_string()))?;
-        let read: Vec<Sample> = read.into_iter().take(self.samples).collect();
+        let mut read: Vec<Sample> = Vec::new();
+        for (task, file) in files {
+            let samples =
+                read_jsonl(&file, task, &count).map_err(|e| Error::Unsupported(e.to_string()))?;
+            read.extend(samples.into_iter().take(self.samples));
+        }
         let nominal = read.iter().map(|s| s.length).max().unwrap_or(0);
         Ok(read.into_iter().map(|s| (nominal, s)).collect())
     }

@@ -499,6 +499,7 @@ mod tests {
         let cell = |b| Cell {
             policy: "streaming".into(),
             budget: Some(b),
+            compression: None,
         };
         let p = Perplexity::new(vec![], vec![cell(256), cell(64), cell(128)]);
         assert_eq!(p.prefix(), 64);
@@ -522,6 +523,7 @@ mod tests {
         let cell = Cell {
             policy: "streaming".into(),
             budget: Some(8),
+            compression: None,
         };
         let c = CellNll::new(&cell, scored, &[1.0, 2.0, 3.0, 2.0], 16);
         assert_eq!((c.nll, c.nll_full, c.delta_nll), (3.0, 2.0, 1.0));

@@ -1,9 +1,10 @@
-//! A sweep's scores presented: the Markdown summary (policy × budget tables) and the
-//! score-vs-budget plot.
+//! A sweep's scores presented: the Markdown summary (policy × budget or compression ratio tables)
+//! and the score-vs-budget and score-vs-compression plots.
 
 use crate::passkey::Protocol;
 use crate::plot::{LinePlot, Series};
-use crate::sweep::{average, Cell, Table};
+use crate::ruler::Pipeline;
+use crate::sweep::{average, Cell, Column, Table};
 
 /// The policies of `cells` in order, without repeats.
 fn policies(cells: &[Cell]) -> Vec<&str> {
@@ -16,43 +17,59 @@ fn policies(cells: &[Cell]) -> Vec<&str> {
     out
 }
 
+/// `policy` in `column`: the full cache whatever the column.
+fn cell(policy: &str, column: Column) -> Cell {
+    if policy == "full" {
+        Cell::full()
+    } else {
+        column.cell(policy)
+    }
+}
+
 /// A score as a table cell: one decimal, `-` when missing.
 fn score_cell(x: Option<f64>) -> String {
     x.map_or("-".into(), |s| format!("{s:.1}"))
 }
 
-/// Per length: the task-averaged table (policy × budget, full-cache row first), then one table
+/// How the sweep put its samples to the model, for the summary's headings.
+fn describe(pipeline: Pipeline, protocol: Protocol) -> String {
+    let question = match protocol {
+        Protocol::QueryAgnostic => "the question is read after compression",
+        Protocol::QueryAware => "the question is compressed with the context",
+    };
+    format!("{}: {question}", pipeline.protocol_name(protocol))
+}
+
+/// Per length: the task-averaged table (policy × column, full-cache row first), then one table
 /// per task.
 pub fn markdown(
     table: &Table,
     cells: &[Cell],
     lengths: &[usize],
-    budgets: &[usize],
+    columns: &[Column],
+    pipeline: Pipeline,
     protocol: Protocol,
 ) -> String {
     let mut s = String::new();
-    let protocol = match protocol {
-        Protocol::QueryAgnostic => "query-agnostic: the question is read after compression",
-        Protocol::QueryAware => "query-aware: the question is compressed with the context",
-    };
+    let protocol = describe(pipeline, protocol);
     // With the full cache alone, one score column.
-    let budgets = if cells.len() == 1 { &[][..] } else { budgets };
-    let head: Vec<String> = match budgets {
+    let columns = if cells.len() == 1 { &[][..] } else { columns };
+    let head: Vec<String> = match columns {
         [] => vec!["score".into()],
-        _ => budgets.iter().map(|b| format!("budget {b}")).collect(),
+        _ => columns.iter().map(Column::to_string).collect(),
     };
     let header = format!(
         "| policy | {} |\n|---|{}\n",
         head.join(" | "),
         "---|".repeat(head.len())
     );
-    let row = |s: &mut String, name: &str, score: &dyn Fn(Option<usize>) -> Option<f64>| {
+    let row = |s: &mut String, name: &str, score: &dyn Fn(&Cell) -> Option<f64>| {
         let cols: Vec<String> = if name == "full" {
-            vec![score_cell(score(None)); budgets.len().max(1)]
+            vec![score_cell(score(&Cell::full())); columns.len().max(1)]
         } else {
-            budgets
+            columns
                 .iter()
-                .map(|&b| score_cell(score(Some(b))))
+                .map(|&c| score_cell(score(&c.cell(name))))
                 .collect()
         };
         s.push_str(&format!("| {name} | {} |\n", cols.join(" | ")));
@@ -72,29 +89,13 @@ pub fn markdown(
         ));
         s.push_str(&header);
         for p in policies(cells) {
-            row(&mut s, p, &|b| {
-                average(
-                    table,
-                    length,
-                    &Cell {
-                        policy: p.into(),
-                        budget: b,
-                    },
-                )
-            });
+            row(&mut s, p, &|c: &Cell| average(table, length, c));
         }
         for (task, scores) in tasks {
             s.push_str(&format!("\n### {task} ({length} tokens)\n\n"));
             s.push_str(&header);
             for p in policies(cells) {
-                row(&mut s, p, &|b| {
-                    scores
-                        .get(&Cell {
-                            policy: p.into(),
-                            budget: b,
-                        })
-                        .map(|x| x.0)
-                });
+                row(&mut s, p, &|c: &Cell| scores.get(c).map(|x| x.0));
             }
         }
         s.push('\n');
@@ -102,28 +103,32 @@ pub fn markdown(
     s
 }
 
-/// Task-averaged score against budget at `length`, one line per policy; the full cache is flat.
-pub fn plot(table: &Table, cells: &[Cell], length: usize, budgets: &[usize]) -> LinePlot {
+/// Task-averaged score against `columns` (all budgets or all compression ratios) at `length`, one
+/// line per policy; the full cache is flat.
+pub fn plot(table: &Table, cells: &[Cell], length: usize, columns: &[Column]) -> LinePlot {
     let series = policies(cells)
         .into_iter()
         .map(|p| Series {
             name: p.to_string(),
-            points: budgets
+            points: columns
                 .iter()
-                .map(|&b| {
-                    let budget = (p != "full").then_some(b);
-                    let cell = Cell {
-                        policy: p.into(),
-                        budget,
-                    };
-                    (b as f64, average(table, length, &cell).unwrap_or(f64::NAN))
+                .map(|&c| {
+                    let score = average(table, length, &cell(p, c));
+                    (c.x(), score.unwrap_or(f64::NAN))
                 })
                 .collect(),
         })
         .collect();
+    let (what, x_label) = match columns.first() {
+        Some(Column::Compression(_)) => (
+            "compression ratio",
+            "compression ratio (fraction of the context removed)",
+        ),
+        _ => ("KV budget", "budget (tokens per KV head)"),
+    };
     LinePlot {
-        title: format!("RULER at {length} tokens: score against KV budget"),
-        x_label: "budget (tokens per KV head)".into(),
+        title: format!("RULER at {length} tokens: score against {what}"),
+        x_label: x_label.into(),
         y_label: "score (mean over tasks)".into(),
         series,
         x_at_data: true,
@@ -133,14 +138,13 @@ pub fn plot(table: &Table, cells: &[Cell], length: usize, budgets: &[usize]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::{table, Outcome};
+    use crate::sweep::{table, Outcome, Ratio};
 
     fn snapkv(budget: usize) -> Cell {
-        Cell {
-            policy: "snapkv".into(),
-            budget: Some(budget),
-        }
+        Column::Budget(budget).cell("snapkv")
     }
+
+    const BUDGETS: [Column; 2] = [Column::Budget(64), Column::Budget(128)];
 
     #[test]
     fn summary_has_a_mean_table_then_one_per_task() {
@@ -156,7 +160,8 @@ mod tests {
             &table(&outcomes),
             &cells,
             &[1024, 2048],
-            &[64, 128],
+            &BUDGETS,
+            Pipeline::Default,
             Protocol::QueryAgnostic,
         );
         assert_eq!(
@@ -184,7 +189,8 @@ mod tests {
             &table(&outcomes),
             &[Cell::full()],
             &[1024],
-            &[64, 128],
+            &BUDGETS,
+            Pipeline::Default,
             Protocol::QueryAware,
         );
         assert!(text.contains("query-aware"), "{text}");
@@ -195,13 +201,51 @@ mod tests {
     }
 
     #[test]
+    fn compression_ratios_head_their_own_columns_and_plot() {
+        let half = Column::Compression(Ratio::new(0.5).unwrap());
+        let outcomes = [
+            Outcome::scored("vt", "full", None, 100.0),
+            Outcome {
+                compression: Some(Ratio::new(0.5).unwrap()),
+                ..Outcome::scored("vt", "knorm", None, 50.0)
+            },
+            Outcome::scored("vt", "knorm", Some(64), 0.0),
+        ];
+        let cells = [Cell::full(), half.cell("knorm"), BUDGETS[0].cell("knorm")];
+        let text = markdown(
+            &table(&outcomes),
+            &cells,
+            &[1024],
+            &[half, BUDGETS[0]],
+            Pipeline::Kvpress,
+            Protocol::QueryAgnostic,
+        );
+        assert!(
+            text.contains(
+                "(1 samples each; kvpress query-agnostic: the question is read after compression)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| policy | compression 0.5 | budget 64 |\n|---|---|---|\n\
+                 | full | 100.0 | 100.0 |\n| knorm | 50.0 | 0.0 |\n"
+            ),
+            "{text}"
+        );
+        let plot = plot(&table(&outcomes), &cells, 1024, &[half]);
+        assert!(plot.title.ends_with("score against compression ratio"));
+        assert_eq!(plot.series[1].points, [(0.5, 50.0)]);
+    }
+
+    #[test]
     fn plot_has_a_flat_full_cache_and_gaps_where_scores_are_missing() {
         let outcomes = [
             Outcome::scored("vt", "full", None, 100.0),
             Outcome::scored("vt", "snapkv", Some(64), 50.0),
         ];
         let cells = [Cell::full(), snapkv(64), snapkv(128)];
-        let plot = plot(&table(&outcomes), &cells, 1024, &[64, 128]);
+        let plot = plot(&table(&outcomes), &cells, 1024, &BUDGETS);
         let names: Vec<&str> = plot.series.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["full", "snapkv"]);
         assert_eq!(plot.series[0].points, [(64.0, 100.0), (128.0, 100.0)]);

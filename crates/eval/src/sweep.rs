@@ -2,7 +2,10 @@
 //! every (policy, budget) cell evicts from a fork of it and answers greedily, so a sweep costs one
 //! prefill per sample.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use burn::tensor::Tensor;
@@ -14,14 +17,108 @@ use momentkv::transformer::{answer, replay, Sampler};
 use momentkv::{Error, Model};
 use serde::{Deserialize, Serialize};
 
-use crate::passkey::Protocol;
-use crate::ruler::Prompt;
+use crate::kvpress;
+use crate::ruler::{Pipeline, Prompt};
 
-/// One cache to evaluate: a policy at a budget, or the full cache (`budget: None`).
+/// kvpress's compression ratio, the fraction of the context a cell removes, in `[0, 1)`: the
+/// cache keeps `⌊n·(1 − r)⌋` (at least 1) of the `n` prefilled tokens per KV head. Compared,
+/// ordered and hashed by value (`total_cmp`), so that cells key tables.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ratio(f64);
+
+impl Ratio {
+    /// `r`, refused outside `[0, 1)`.
+    pub fn new(r: f64) -> Result<Self, Error> {
+        Budget::compression(r)?;
+        Ok(Self(r))
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl PartialEq for Ratio {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ratio {}
+
+impl PartialOrd for Ratio {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ratio {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl Hash for Ratio {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a compressed cell keeps, one column of a summary: a budget of tokens per KV head, or a
+/// compression ratio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Column {
+    Budget(usize),
+    Compression(Ratio),
+}
+
+impl Column {
+    /// `policy` at this column's budget or ratio.
+    pub fn cell(self, policy: &str) -> Cell {
+        let (budget, compression) = match self {
+            Column::Budget(n) => (Some(n), None),
+            Column::Compression(r) => (None, Some(r)),
+        };
+        Cell {
+            policy: policy.into(),
+            budget,
+            compression,
+        }
+    }
+
+    /// Where the column sits on its plot's x axis: the budget, or the ratio.
+    pub fn x(self) -> f64 {
+        match self {
+            Column::Budget(n) => n as f64,
+            Column::Compression(r) => r.get(),
+        }
+    }
+}
+
+impl fmt::Display for Column {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Column::Budget(n) => write!(f, "budget {n}"),
+            Column::Compression(r) => write!(f, "compression {r}"),
+        }
+    }
+}
+
+/// One cache to evaluate: a policy at a budget of tokens per KV head or at a compression ratio
+/// (one of the two), or the full cache (neither).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Cell {
     pub policy: String,
     pub budget: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Ratio>,
 }
 
 impl Cell {
@@ -29,17 +126,44 @@ impl Cell {
         Self {
             policy: "full".into(),
             budget: None,
+            compression: None,
+        }
+    }
+
+    /// The column this cell belongs to; `None` for the full cache.
+    pub fn column(&self) -> Option<Column> {
+        match (self.budget, self.compression) {
+            (Some(n), _) => Some(Column::Budget(n)),
+            (None, Some(r)) => Some(Column::Compression(r)),
+            (None, None) => None,
         }
     }
 
     /// The policy this cell evicts with, checked.
     pub fn build<B: KernelBackend>(&self) -> Result<(Policy<B>, Budget), Error> {
         let policy = self.policy.parse::<PolicySpec>()?.build::<B>()?;
-        let budget = match self.budget {
-            Some(n) => Budget::tokens(n)?,
-            None => Budget::compression(0.0)?,
+        let budget = match (self.budget, self.compression) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Unsupported(format!(
+                    "cell '{}' has both a budget and a compression ratio: give one",
+                    self.policy
+                )))
+            }
+            (Some(n), None) => Budget::tokens(n)?,
+            (None, Some(r)) => Budget::compression(r.get())?,
+            (None, None) => Budget::compression(0.0)?,
         };
         Ok((policy, budget))
+    }
+}
+
+impl fmt::Display for Cell {
+    /// `snapkv @ budget 128`, `snapkv @ compression 0.5`, `full`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.column() {
+            Some(column) => write!(f, "{} @ {column}", self.policy),
+            None => f.write_str(&self.policy),
+        }
     }
 }
 
@@ -51,6 +175,9 @@ pub struct Outcome {
     pub index: usize,
     pub policy: String,
     pub budget: Option<usize>,
+    /// Absent from cells at a budget and from the full cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Ratio>,
     /// 0 to 100, RULER's metric for the task.
     pub score: f64,
     pub answer: String,
@@ -70,6 +197,7 @@ impl Outcome {
             index: 0,
             policy: policy.into(),
             budget,
+            compression: None,
             score,
             answer: String::new(),
             outputs: vec![],
@@ -87,32 +215,25 @@ impl Outcome {
             Cell {
                 policy: self.policy.clone(),
                 budget: self.budget,
+                compression: self.compression,
             },
         )
     }
 }
 
 /// Answers `prompt` under each of `cells` from one prefill, calling `done` with each answer's text
-/// and cache size. Under [`Protocol::QueryAgnostic`] the context is prefilled and compressed,
-/// then the question read; under [`Protocol::QueryAware`] everything but the prompt's last token is
-/// prefilled and compressed, and that token read after.
+/// and cache size: the context is prefilled and compressed, then the question read and the answer
+/// decoded greedily, at most `max_new_tokens` ids, as `pipeline` decodes (momentkv's stops at the
+/// first stop token, kvpress's never at the first id: [`kvpress::answer`]).
 pub fn answer_cells<B: KernelBackend>(
     model: &Model<B>,
     prompt: &Prompt,
     cells: &[Cell],
-    protocol: Protocol,
+    pipeline: Pipeline,
     max_new_tokens: usize,
     mut done: impl FnMut(&Cell, String, usize, f64) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let (prefix, question) = match protocol {
-        Protocol::QueryAgnostic => (prompt.context.clone(), prompt.question.clone()),
-        Protocol::QueryAware => {
-            let all = [&prompt.context[..], &prompt.question[..]].concat();
-            let (head, last) = all.split_at(all.len() - 1);
-            (head.to_vec(), last.to_vec())
-        }
-    };
-    let SharedPrefill { built, record, .. } = record_prefill(model, cells, prefix.clone())?;
+    let SharedPrefill { built, record, .. } = record_prefill(model, cells, prompt.context.clone())?;
     let transformer = &model.transformer;
     let options = model.options(max_new_tokens);
     let context = transformer.cache_context();
@@ -120,17 +241,25 @@ pub fn answer_cells<B: KernelBackend>(
         let started = Instant::now();
         let mut cache =
             EvictingCache::fork(&record, context.clone(), policy, budget, EvictAt::PREFILL)?;
-        replay(transformer, &mut cache, &prefix, options.repeat.as_ref())?;
-        let out = answer(
-            transformer,
-            &mut cache,
-            &[],
-            &question,
-            &options,
-            &mut Sampler::greedy(),
-            |_| {},
-        )?;
-        let text = model.tokenizer.decode(&out.tokens)?;
+        replay(transformer, &mut cache, &prompt.context, options.repeat.as_ref())?;
+        let tokens = match pipeline {
+            Pipeline::Default => {
+                answer(
+                    transformer,
+                    &mut cache,
+                    &[],
+                    &prompt.question,
+                    &options,
+                    &mut Sampler::greedy(),
+                    |_| {},
+                )?
+                .tokens
+            }
+            Pipeline::Kvpress => {
+                kvpress::answer(model, &mut cache, &prompt.question, max_new_tokens)?
+            }
+        };
+        let text = model.tokenizer.decode(&tokens)?;
         let bytes = cache.bytes();
         done(cell, text, bytes, started.elapsed().as_secs_f64())?;
     }
@@ -176,10 +305,7 @@ pub type Table = BTreeMap<usize, BTreeMap<String, BTreeMap<Cell, (f64, usize)>>>
 pub fn table(outcomes: &[Outcome]) -> Table {
     let mut sums: Table = BTreeMap::new();
     for o in outcomes {
-        let cell = Cell {
-            policy: o.policy.clone(),
-            budget: o.budget,
-        };
+        let (_, _, _, cell) = o.key();
         let entry = sums
             .entry(o.length)
             .or_default()
@@ -224,11 +350,43 @@ mod tests {
         let t = table(&outcomes);
         assert_eq!(t[&1024]["vt"][&Cell::full()], (75.0, 2));
         assert_eq!(average(&t, 1024, &Cell::full()), Some(37.5));
-        let snap = Cell {
-            policy: "snapkv".into(),
-            budget: Some(64),
-        };
+        let snap = Column::Budget(64).cell("snapkv");
         // fwe has no snapkv result yet: no average.
         assert_eq!(average(&t, 1024, &snap), None);
+    }
+
+    #[test]
+    fn cells_at_a_ratio_are_their_own_column_and_line() {
+        let half = Ratio::new(0.5).unwrap();
+        let cell = Column::Compression(half).cell("knorm");
+        assert_eq!(cell.to_string(), "knorm @ compression 0.5");
+        assert_eq!(
+            Column::Budget(128).cell("knorm").to_string(),
+            "knorm @ budget 128"
+        );
+        assert_eq!(Cell::full().to_string(), "full");
+        assert_eq!(cell.column(), Some(Column::Compression(half)));
+        assert_eq!(Cell::full().column(), None);
+        let outcome = Outcome {
+            compression: Some(half),
+            ..Outcome::scored("vt", "knorm", None, 100.0)
+        };
+        let line = serde_json::to_string(&outcome).unwrap();
+        assert!(
+            line.contains("\"budget\":null,\"compression\":0.5,"),
+            "{line}"
+        );
+        let back: Outcome = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.key().3, cell);
+        // Cells at a budget write their lines as before ratios existed, and read them back.
+        let at_budget =
+            serde_json::to_string(&Outcome::scored("vt", "knorm", Some(64), 0.0)).unwrap();
+        assert!(!at_budget.contains("compression"), "{at_budget}");
+        let back: Outcome = serde_json::from_str(&at_budget).unwrap();
+        assert_eq!(back.key().3, Column::Budget(64).cell("knorm"));
+        for r in [1.0, -0.5, f64::NAN] {
+            let err = Ratio::new(r).unwrap_err().to_string();
+            assert!(err.contains("outside [0, 1)"), "{err}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use momentkv::gguf::{dequantize, GgmlType, GgufFile};
 use momentkv::load::FAMILIES;
 use momentkv::tokenizer::{ChatMessage, Tokenizer};
 use momentkv::transformer::{gguf_config, gguf_tensors, HfConfig, TokenIds, TransformerConfig};
-use momentkv_ruler::{parse_jsonl, write_jsonl, Essays, QaSet, Task, WordLists};
+use momentkv_ruler::{kvpress_parts, parse_jsonl, write_jsonl, Essays, QaSet, Task, WordLists};
 
 use crate::seeds::{self, SeedPool};
 
@@ -340,6 +340,13 @@ fn ruler_jsonl(input: &[u8]) -> u64 {
         Err(e) => return outcome(0, discriminant(&e)),
     };
     for sample in &samples {
+        if let Ok(parts) = kvpress_parts(task, &sample.input) {
+            let whole = [parts.context, parts.question, parts.answer_prefix].concat();
+            assert!(
+                whole == sample.input,
+                "kvpress's cut of a prompt loses text"
+            );
+        }
         let first = sample.outputs.first().map_or("", String::as_str);
         let all = sample.outputs.join(" ");
         for answer in ["", first, all.as_str()] {

@@ -8,7 +8,9 @@
 //!   the evaluated model's tokens (`count_tokens`), found in O(log n) token counts;
 //! - [`Sample`]: the prompt (ending with RULER's answer prefix), the reference answers, and the
 //!   length; serialises to RULER's JSONL record, and [`read_jsonl`] reads RULER's own files;
-//! - [`Metric`], [`postprocess`], [`string_match_all`], [`string_match_part`]: RULER's scoring.
+//! - [`Metric`], [`postprocess`], [`string_match_all`], [`string_match_part`]: RULER's scoring;
+//! - [`kvpress_parts`]: a prompt cut into context, question and answer prefix as kvpress's RULER
+//!   dataset cuts RULER's.
 //!
 //! Samples follow RULER's generators in layout, templates, sizes and distributions, but not
 //! draw for draw: the random numbers come from this crate's own generator, so a seed gives the
@@ -21,6 +23,7 @@ mod fit;
 mod fwe;
 mod jsonl;
 mod niah;
+mod parts;
 mod qa;
 mod qa_data;
 mod rng;
@@ -37,6 +40,7 @@ pub use error::Error;
 pub use essays::Essays;
 pub use jsonl::{parse_jsonl, read_jsonl, write_jsonl};
 pub use niah::{depth_position, DEPTHS};
+pub use parts::{kvpress_parts, Parts};
 pub use qa_data::{QaSet, Question};
 pub use sample::{generate, Sample, MAX_TARGET};
 pub use score::{postprocess, string_match_all, string_match_part, Metric};

@@ -1,7 +1,7 @@
 //! Chat templates: the Jinja template shipped with the model, rendered with minijinja and its
 //! Python-compatibility methods (`.strip()`, `.startswith()`, ...) that Hugging Face templates use.
 
-use minijinja::{context, Environment, Error, ErrorKind};
+use minijinja::{context, Environment, Error, ErrorKind, Value};
 use serde::Serialize;
 
 use crate::TokenizerError;
@@ -22,14 +22,20 @@ impl ChatMessage {
     }
 }
 
+/// Renders `template` as `transformers` does (`trim_blocks` and `lstrip_blocks` on, the special
+/// tokens as variables); `enable_thinking`, when given, is passed as the variable of that name
+/// (Qwen3's templates open an empty think block when it is false), else left undefined.
 pub(crate) fn render(
     template: &str,
     messages: &[ChatMessage],
     add_generation_prompt: bool,
+    enable_thinking: Option<bool>,
     bos_token: Option<&str>,
     eos_token: Option<&str>,
 ) -> Result<String, TokenizerError> {
     let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
         Err(Error::new(ErrorKind::InvalidOperation, msg))
@@ -41,6 +47,7 @@ pub(crate) fn render(
         .render(context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
+            enable_thinking => enable_thinking.map_or(Value::UNDEFINED, Value::from),
             bos_token => bos_token.unwrap_or_default(),
             eos_token => eos_token.unwrap_or_default(),
         })

@@ -149,6 +149,27 @@ impl Tokenizer {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
+        self.render_chat(messages, add_generation_prompt, None)
+    }
+
+    /// [`Tokenizer::apply_chat_template`] with the template's `enable_thinking` switch set, as
+    /// `transformers` passes `apply_chat_template(..., enable_thinking=...)` on to the template
+    /// (kvpress's pipeline passes `False`); templates without the switch ignore it.
+    pub fn apply_chat_template_thinking(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        enable_thinking: bool,
+    ) -> Result<String, TokenizerError> {
+        self.render_chat(messages, add_generation_prompt, Some(enable_thinking))
+    }
+
+    fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        enable_thinking: Option<bool>,
+    ) -> Result<String, TokenizerError> {
         let template = self
             .chat_template
             .as_deref()
@@ -157,6 +178,7 @@ impl Tokenizer {
             template,
             messages,
             add_generation_prompt,
+            enable_thinking,
             self.bos_token.as_deref(),
             self.eos_token.as_deref(),
         )

@@ -47,6 +47,27 @@ fn chat_template_renders_chatml() {
     );
 }
 
+/// Qwen3's template opens an empty think block only when `enable_thinking` is passed as false,
+/// as `transformers` renders it.
+#[test]
+fn the_thinking_switch_reaches_the_template() {
+    let tok = Tokenizer::from_hf_dir(&fixtures().join("qwen3")).unwrap();
+    let hi = [ChatMessage::new("user", "Hi")];
+    let plain = tok.apply_chat_template(&hi, true).unwrap();
+    assert_eq!(
+        plain,
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
+    assert_eq!(
+        tok.apply_chat_template_thinking(&hi, true, true).unwrap(),
+        plain
+    );
+    assert_eq!(
+        tok.apply_chat_template_thinking(&hi, true, false).unwrap(),
+        format!("{plain}<think>\n\n</think>\n\n")
+    );
+}
+
 #[test]
 fn stream_decoding_equals_whole_decoding() {
     let tok = Tokenizer::from_hf_dir(&fixtures().join("tokenizer")).unwrap();

@@ -1,6 +1,6 @@
 //! vt, cwe, fwe and qa on inline data.
 
-use momentkv_ruler::{generate, QaSet, Sources, Task};
+use momentkv_ruler::{generate, kvpress_parts, QaSet, Sources, Task};
 
 use crate::support::{
     check_cwe, check_fwe, check_qa, check_vt, inline_sources, numbered, quarter_chars, small_words,
@@ -135,4 +135,32 @@ fn qa_2_reads_hotpotqa_paragraphs() {
         5,
         "unanswerable questions are left out"
     );
+}
+
+#[test]
+fn every_task_is_cut_where_kvpress_cuts_it() {
+    let sources = inline_sources();
+    // qa_2's HotpotQA paragraphs are not inline; its template is qa_1's.
+    for task in Task::ALL.into_iter().filter(|&t| t != Task::Qa2) {
+        for target in [1024, 4096] {
+            let sample = generate(task, target, 42, 0, &sources, &quarter_chars).unwrap();
+            let parts = kvpress_parts(task, &sample.input).unwrap();
+            assert_eq!(
+                [parts.context, parts.question, parts.answer_prefix].concat(),
+                sample.input,
+                "{task}"
+            );
+            // The question and answer prefix are the template's last sentences, past any example.
+            assert!(parts.context.len() > target, "{task}: {parts:?}");
+            assert!(
+                !parts.question.contains('\n') || task == Task::Qa1,
+                "{task}: {parts:?}"
+            );
+            assert!(
+                parts.answer_prefix.starts_with("Answer:")
+                    || parts.answer_prefix.starts_with("The special magic"),
+                "{task}: {parts:?}"
+            );
+        }
+    }
 }
