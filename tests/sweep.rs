@@ -137,7 +137,11 @@ pub fn kvpress_prompts_compress_the_template_head_with_the_context<B: KernelBack
         .unwrap();
         model
             .transformer
-            .forward(&[prompt.context.clone()], Phase::Prefill, &mut cache)
+            .forward(
+                std::slice::from_ref(&prompt.context),
+                Phase::Prefill,
+                &mut cache,
+            )
             .unwrap();
         let kept = (n as f64 * (1.0 - r)) as usize;
         for layer in 0..model.transformer.config().num_hidden_layers {

@@ -120,7 +120,7 @@ impl WithBackend for Analyze {
                     .forward(&[piece.to_vec()], Phase::Prefill, &mut cache)?;
             }
             let repeat = repeat_prompts(&model.tokenizer).ok();
-            replay(&model.transformer, &mut cache, &context, repeat.as_ref())?;
+            replay(&model.transformer, &mut cache, context, repeat.as_ref())?;
             model
                 .transformer
                 .forward(&[tail.to_vec()], Phase::Decode, &mut cache)?;

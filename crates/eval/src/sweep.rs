@@ -241,7 +241,12 @@ pub fn answer_cells<B: KernelBackend>(
         let started = Instant::now();
         let mut cache =
             EvictingCache::fork(&record, context.clone(), policy, budget, EvictAt::PREFILL)?;
-        replay(transformer, &mut cache, &prompt.context, options.repeat.as_ref())?;
+        replay(
+            transformer,
+            &mut cache,
+            &prompt.context,
+            options.repeat.as_ref(),
+        )?;
         let tokens = match pipeline {
             Pipeline::Default => {
                 answer(

@@ -171,7 +171,7 @@ impl<B: Backend> Scorer<B> for Kvzip {
         let hidden: Vec<bool> = (0..b * kv * g * s)
             .flat_map(|row| {
                 let i = row % s;
-                (0..m).map(move |c| c >= sink + n + i + 1)
+                (0..m).map(move |c| c > sink + n + i)
             })
             .collect();
         let hidden = Tensor::<B, 4, Bool>::from_data(
