@@ -155,30 +155,32 @@ impl<B: Backend> Scorer<B> for Kvzip {
         if n == 0 {
             return out;
         }
-        let mut parts = Vec::with_capacity(3);
+        let mut context = Vec::with_capacity(2);
         if sink > 0 {
-            parts.push(obs.keys.clone().narrow(2, 0, sink));
+            context.push(obs.keys.clone().narrow(2, 0, sink));
         }
-        parts.push(obs.keys.clone().narrow(2, span.start, n));
-        parts.push(obs.keys.clone().narrow(2, t - s, s));
-        let keys = Tensor::cat(parts, 2);
-        let m = sink + n + s;
+        context.push(obs.keys.clone().narrow(2, span.start, n));
+        let own = obs.keys.clone().narrow(2, t - s, s);
         let a = q
             .mul_scalar(1.0 / (d as f64).sqrt())
             .reshape([b, kv, g * s, d]);
-        let logits = a.matmul(keys.swap_dims(2, 3));
-        // Row r of a head's g·s rows is query r mod s; it may not see the pass's later keys.
-        let hidden: Vec<bool> = (0..b * kv * g * s)
-            .flat_map(|row| {
-                let i = row % s;
-                (0..m).map(move |c| c > sink + n + i)
-            })
+        let device = a.device();
+        // Row r of a head's g·s rows is query r mod s: it may not see the pass's later keys.
+        let later: Vec<bool> = (0..g * s)
+            .flat_map(|row| (0..s).map(move |j| j > row % s))
             .collect();
-        let hidden = Tensor::<B, 4, Bool>::from_data(
-            TensorData::new(hidden, [b, kv, g * s, m]),
-            &logits.device(),
+        let later = TensorData::new(later, [1, 1, g * s, s]);
+        let later = Tensor::<B, 4, Bool>::from_data(later, &device)
+            .repeat_dim(0, b)
+            .repeat_dim(1, kv);
+        let logits = Tensor::cat(
+            vec![
+                a.clone().matmul(Tensor::cat(context, 2).swap_dims(2, 3)),
+                a.matmul(own.swap_dims(2, 3)).mask_fill(later, f32::NEG_INFINITY),
+            ],
+            3,
         );
-        let w = softmax(logits.mask_fill(hidden, f32::NEG_INFINITY), 3);
+        let w = softmax(logits, 3);
         let best = host(w.narrow(3, sink, n).max_dim(2).reshape([b * kv, n]));
         for row in 0..b * kv {
             out[row * t + span.start..row * t + span.end]
