@@ -87,11 +87,7 @@ impl<B: KernelBackend> EvictingCache<B> {
                     .into(),
             });
         }
-        let replays = policy
-            .scorer
-            .as_ref()
-            .is_some_and(|s| s.replay_chunk().is_some());
-        if replays && (at.chunk.is_some() || at.decode.is_some()) {
+        if policy.replays() && (at.chunk.is_some() || at.decode.is_some()) {
             return Err(CacheError::BadSchedule(format!(
                 "'{}' scores the prompt from replays of it and evicts once, after them: evict at \
                  prefill only (schedule '{at}')",
@@ -177,12 +173,12 @@ impl<B: KernelBackend> EvictingCache<B> {
                 store.mass = recorded.mass.cloned();
             }
             cache.layers[layer] = Some(store);
-            if cache.policy.evicts() && !cache.replays() {
+            if cache.policy.evicts() && !cache.policy.replays() {
                 cache.evict(layer, 0);
             }
             cache.trim_query_buffer(layer);
         }
-        cache.awaiting_replay = cache.replays();
+        cache.awaiting_replay = cache.policy.replays();
         Ok(cache)
     }
 
@@ -217,14 +213,6 @@ impl<B: KernelBackend> EvictingCache<B> {
                 })
                 .collect(),
         )
-    }
-
-    /// Whether the policy scores the prompt from replays of it.
-    fn replays(&self) -> bool {
-        self.policy
-            .scorer
-            .as_ref()
-            .is_some_and(|s| s.replay_chunk().is_some())
     }
 
     /// Tokens a pool of `rows` heads holding `context` tokens each keeps in all, under the
@@ -313,7 +301,7 @@ impl<B: KernelBackend> EvictingCache<B> {
     /// Tokens a head may hold beyond its budget before this pass evicts: none while prefilling,
     /// the decode interval less one while generating; `None` when this pass does not evict.
     fn slack(&self) -> Option<usize> {
-        if !self.policy.evicts() || self.replays() {
+        if !self.policy.evicts() || self.policy.replays() {
             return None;
         }
         match self.phase {
@@ -411,7 +399,7 @@ impl<B: KernelBackend> KvCache<B> for EvictingCache<B> {
         }
         self.replay = None;
         self.phase = phase;
-        self.awaiting_replay |= phase == Phase::Prefill && self.replays();
+        self.awaiting_replay |= phase == Phase::Prefill && self.policy.replays();
         Ok(self.pass.prepare(new))
     }
 

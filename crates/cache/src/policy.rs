@@ -127,6 +127,14 @@ impl<B: Backend> Policy<B> {
         self.scorer.is_some()
     }
 
+    /// Whether the policy scores the prompt from replays of it (KVzip,
+    /// [`Scorer::replay_chunk`]) and so evicts once, after them.
+    pub fn replays(&self) -> bool {
+        self.scorer
+            .as_ref()
+            .is_some_and(|s| s.replay_chunk().is_some())
+    }
+
     /// What the policy reads beyond keys, values and positions: its scorer's declared inputs,
     /// plus the moments when it corrects attention with them.
     pub fn inputs(&self) -> Inputs {

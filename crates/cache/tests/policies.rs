@@ -835,9 +835,10 @@ fn a_fork_of_a_prefill_record_evicts_exactly_as_the_cache_would() {
     let context = with_output(g.clone(), &output);
     for (policy, spec) in specs.iter().zip(built) {
         // A replaying policy (KVzip) evicts once, after a replay pass, and not while decoding.
-        let at = match spec.scorer.as_ref().and_then(|s| s.replay_chunk()) {
-            Some(_) => "prefill",
-            None => "prefill,decode=2",
+        let at = if spec.replays() {
+            "prefill"
+        } else {
+            "prefill,decode=2"
         };
         let mut direct = cache(policy, 80, at, context.clone());
         direct.prepare(96, Phase::Prefill).unwrap();

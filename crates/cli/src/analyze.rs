@@ -106,6 +106,7 @@ impl WithBackend for Analyze {
             cell.build(&model.transformer)?;
         }
         let layers = model.transformer.config().num_hidden_layers;
+        let repeat = repeat_prompts(&model.tokenizer).ok();
         let mut runs = Vec::new();
         for cell in cells {
             let mut cache = AnalyzingCache::new(cell.build(&model.transformer)?, layers);
@@ -119,7 +120,6 @@ impl WithBackend for Analyze {
                     .transformer
                     .forward(&[piece.to_vec()], Phase::Prefill, &mut cache)?;
             }
-            let repeat = repeat_prompts(&model.tokenizer).ok();
             replay(&model.transformer, &mut cache, context, repeat.as_ref())?;
             model
                 .transformer
