@@ -7,7 +7,9 @@ use momentkv_kernels::KernelBackend;
 use crate::norm::RmsNorm;
 use crate::{ModelError, Rope, TransformerConfig};
 
-/// Grouped-query self-attention; the attention itself is the cache's [`KvCache::attend`].
+/// Grouped-query self-attention with two entry points sharing the projections, norms and RoPE:
+/// [`Attention::forward`] attends through a KV cache ([`KvCache::attend`]), and
+/// [`Attention::forward_causal`] over the sequence itself, for training.
 #[derive(Module, Debug)]
 pub struct Attention<B: KernelBackend> {
     pub q_proj: Dense<B>,
@@ -47,16 +49,18 @@ impl<B: KernelBackend> Attention<B> {
         x.reshape([b, s, heads, self.head_dim])
     }
 
-    /// `x`: `[batch, seq, hidden]`, `cos`/`sin`: `[seq, head_dim]` → `[batch, seq, hidden]`.
-    pub fn forward(
+    /// Post-RoPE queries, keys and values, heads first, of `x` `[batch, seq, hidden]` at the
+    /// positions of `cos`/`sin` (`[seq, head_dim]`): `q = rope(norm_q(x·W_qᵀ + b_q))`,
+    /// `k = rope(norm_k(x·W_kᵀ + b_k))`, `v = x·W_vᵀ + b_v` (biases and norms where the model has
+    /// them).
+    ///
+    /// Returns `q` `[batch, heads, seq, head_dim]`, `k` and `v` `[batch, kv_heads, seq, head_dim]`.
+    fn project(
         &self,
         x: Tensor<B, 3>,
-        layer: usize,
         cos: &Tensor<B, 2>,
         sin: &Tensor<B, 2>,
-        cache: &mut impl KvCache<B>,
-    ) -> Result<Tensor<B, 3>, ModelError> {
-        let [b, s, _] = x.dims();
+    ) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
         let mut q = self.split_heads(self.q_proj.forward(x.clone()), self.heads);
         let mut k = self.split_heads(self.k_proj.forward(x.clone()), self.kv_heads);
         let v = self.split_heads(self.v_proj.forward(x), self.kv_heads);
@@ -67,10 +71,47 @@ impl<B: KernelBackend> Attention<B> {
         // RoPE on the contiguous [batch, seq, heads, head_dim] layout, then heads first.
         let q = Rope::apply(q, cos, sin).swap_dims(1, 2);
         let k = Rope::apply(k, cos, sin).swap_dims(1, 2);
-        let out = cache.attend(layer, q, k, v.swap_dims(1, 2))?;
+        (q, k, v.swap_dims(1, 2))
+    }
+
+    /// Merges the heads of the attention output `[batch, heads, seq, head_dim]` and projects
+    /// them: `[batch, seq, heads·head_dim]` · `W_oᵀ` (+ `b_o`) → `[batch, seq, hidden]`.
+    fn merge(&self, out: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, _, s, _] = out.dims();
         let out = out
             .swap_dims(1, 2)
             .reshape([b, s, self.heads * self.head_dim]);
-        Ok(self.o_proj.forward(out))
+        self.o_proj.forward(out)
+    }
+
+    /// Attention of new tokens over what `cache` holds and themselves, the inference entry point:
+    /// `x` `[batch, seq, hidden]`, `cos`/`sin` `[seq, head_dim]` at the tokens' absolute positions
+    /// → `[batch, seq, hidden]`. The cache stores the keys and values and computes the attention
+    /// ([`KvCache::attend`]).
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        layer: usize,
+        cos: &Tensor<B, 2>,
+        sin: &Tensor<B, 2>,
+        cache: &mut impl KvCache<B>,
+    ) -> Result<Tensor<B, 3>, ModelError> {
+        let (q, k, v) = self.project(x, cos, sin);
+        Ok(self.merge(cache.attend(layer, q, k, v)?))
+    }
+
+    /// Causal attention of a whole sequence over itself, with no cache, the training entry point:
+    /// `x` `[batch, seq, hidden]`, `cos`/`sin` `[seq, head_dim]` for positions `0..seq` →
+    /// `[batch, seq, hidden]`. Query `i` sees keys `0..=i` through
+    /// [`KernelBackend::causal_attention`], the op the full cache's attention calls, so both entry
+    /// points compute the same `softmax(q kᵀ / √head_dim) v`.
+    pub fn forward_causal(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 2>,
+        sin: &Tensor<B, 2>,
+    ) -> Tensor<B, 3> {
+        let (q, k, v) = self.project(x, cos, sin);
+        self.merge(B::causal_attention(q, k, v))
     }
 }

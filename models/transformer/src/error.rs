@@ -32,6 +32,20 @@ pub enum ModelError {
     #[error("empty prompt: at least one token is needed")]
     EmptyPrompt,
     #[error(
+        "a training batch's {what} are {found:?} but its tokens {expected:?}: all three are \
+         [batch, seq]"
+    )]
+    BatchShape {
+        what: &'static str,
+        found: [usize; 2],
+        expected: [usize; 2],
+    },
+    #[error(
+        "a training batch of {0} positions per row has no next-token target: at least 2 are \
+         needed"
+    )]
+    ShortBatch(usize),
+    #[error(
         "this cache scores the prompt from replays of it (kvzip), but no repeat prompts were \
          given: set GenerateOptions::repeat (momentkv::Model::options)"
     )]

@@ -27,7 +27,8 @@ impl<B: KernelBackend> DecoderLayer<B> {
         }
     }
 
-    /// `[batch, seq, hidden]` → `[batch, seq, hidden]`.
+    /// The inference entry point, attending through `cache`: `x` `[batch, seq, hidden]`,
+    /// `cos`/`sin` `[seq, head_dim]` → `[batch, seq, hidden]`.
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
@@ -36,10 +37,28 @@ impl<B: KernelBackend> DecoderLayer<B> {
         sin: &Tensor<B, 2>,
         cache: &mut impl KvCache<B>,
     ) -> Result<Tensor<B, 3>, ModelError> {
-        let h = x.clone()
-            + self
-                .self_attn
-                .forward(self.input_layernorm.forward(x), layer, cos, sin, cache)?;
-        Ok(h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h)))
+        let normed = self.input_layernorm.forward(x.clone());
+        let attended = self.self_attn.forward(normed, layer, cos, sin, cache)?;
+        Ok(self.feed_forward(x + attended))
+    }
+
+    /// The training entry point, causal attention over the sequence itself with no cache:
+    /// `x` `[batch, seq, hidden]`, `cos`/`sin` `[seq, head_dim]` for positions `0..seq` →
+    /// `[batch, seq, hidden]`.
+    pub fn forward_causal(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 2>,
+        sin: &Tensor<B, 2>,
+    ) -> Tensor<B, 3> {
+        let normed = self.input_layernorm.forward(x.clone());
+        let attended = self.self_attn.forward_causal(normed, cos, sin);
+        self.feed_forward(x + attended)
+    }
+
+    /// The second half of the layer, `h + mlp(norm₂(h))`: `[batch, seq, hidden]` →
+    /// `[batch, seq, hidden]`.
+    fn feed_forward(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
     }
 }

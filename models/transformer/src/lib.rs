@@ -4,6 +4,10 @@
 //! [`TransformerConfig`] and says how its GGUF tensors are laid out; everything else (RMSNorm,
 //! rotary embeddings, grouped-query attention through the [`momentkv_cache::KvCache`] trait, the
 //! SwiGLU MLP, weight loading, sampling and the generation loop) lives here once.
+//!
+//! Training goes through the same layers: [`Transformer::forward_causal`] is the cache-free entry
+//! point (causal attention over the sequence itself, the op the full cache attends with), and
+//! [`Transformer::forward_train`] adds the masked next-token loss of a padded [`TrainBatch`].
 
 mod attention;
 mod config;
@@ -19,6 +23,7 @@ mod model;
 mod norm;
 mod rope;
 mod sampling;
+mod train;
 mod weights;
 
 pub use config::{RopeScaling, TransformerConfig};
@@ -30,4 +35,5 @@ pub use hf_config::{HfConfig, RopeJson, TokenIds};
 pub use model::Transformer;
 pub use rope::Rope;
 pub use sampling::Sampler;
+pub use train::{CausalLmOutput, TrainBatch, IGNORE_INDEX};
 pub use weights::{gguf_tensors, NamedTensor};

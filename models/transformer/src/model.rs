@@ -116,6 +116,29 @@ impl<B: KernelBackend> Transformer<B> {
         Ok(self.norm.forward(x))
     }
 
+    /// Runs `tokens` (`[batch, seq]` ids, each below `vocab_size`) through every layer with
+    /// causal attention over the sequence itself and no cache, at positions `0..seq`, and returns
+    /// the final-norm hidden states `[batch, seq, hidden]`: the training entry point, sharing
+    /// every layer's weights and attention code with [`Transformer::forward`]. Only tensor ops,
+    /// so it differentiates under burn's `Autodiff`; the ids are not read back to check their
+    /// range (the caller's batcher does that on the host).
+    pub fn forward_causal(&self, tokens: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>, ModelError> {
+        let [_, seq] = tokens.dims();
+        if seq == 0 {
+            return Err(ModelError::EmptyPrompt);
+        }
+        let limit = self.config.max_position_embeddings;
+        if seq > limit {
+            return Err(ModelError::ContextOverflow { tokens: seq, limit });
+        }
+        let (cos, sin) = self.rope.tables::<B>(0, seq, &tokens.device());
+        let mut x = self.embed_tokens.forward(tokens);
+        for layer in &self.layers {
+            x = layer.forward_causal(x, &cos, &sin);
+        }
+        Ok(self.norm.forward(x))
+    }
+
     /// Output logits `[batch, seq, vocab]` of hidden states `[batch, seq, hidden]`.
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
