@@ -258,7 +258,7 @@ mod tests {
                 mask.push(i < row.len());
             }
         }
-        let device = <B as Backend>::Device::default();
+        let device = Default::default();
         TrainBatch {
             tokens: Tensor::from_data(TensorData::new(tokens, shape), &device),
             labels: Tensor::from_data(TensorData::new(labels, shape), &device),
@@ -403,7 +403,7 @@ mod tests {
             if let Some(norm) = &layer.self_attn.q_norm {
                 checked.push(("q_norm", norm.weight.id, grad(&norm.weight, &grads)));
             }
-            assert_eq!(checked.len(), 4, "{family}");
+            assert!(checked.len() > 3, "{family} checks none of its own parameters");
             for (name, id, analytic) in checked {
                 let mut order: Vec<usize> = (0..analytic.len()).collect();
                 order.sort_by(|&a, &b| analytic[b].abs().total_cmp(&analytic[a].abs()));
