@@ -3,9 +3,8 @@
 #![cfg(any(feature = "flex", feature = "ndarray"))]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::common::fixture;
+use crate::common::{fixture, Scratch};
 use momentkv::backend::BackendKind;
 use momentkv::cache::{FullCache, Phase};
 use momentkv::load::load;
@@ -17,32 +16,7 @@ type B = burn::backend::Flex;
 #[cfg(not(feature = "flex"))]
 type B = burn::backend::NdArray;
 
-/// A scratch copy of a fixture directory, removed on drop; each copy has its own directory, so
-/// tests running in parallel do not share one.
-struct Scratch(PathBuf);
-
 impl Scratch {
-    /// An empty scratch directory.
-    fn new(name: &str) -> Self {
-        static COPIES: AtomicUsize = AtomicUsize::new(0);
-        let copy = COPIES.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "momentkv-bad-input-{name}-{}-{copy}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn copy_of(name: &str) -> Self {
-        let scratch = Self::new(name);
-        for entry in std::fs::read_dir(fixture(name)).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, scratch.0.join(path.file_name().unwrap())).unwrap();
-        }
-        scratch
-    }
-
     /// A copy of the fixture GGUF file `name` in this directory, with the u32 metadata value
     /// `key` set to `value`.
     fn patched_gguf(&self, name: &str, key: &str, value: u32) -> PathBuf {
@@ -64,20 +38,6 @@ impl Scratch {
         std::fs::write(&path, bytes).unwrap();
         path
     }
-
-    fn edit_config(&self, edit: impl FnOnce(&mut serde_json::Value)) {
-        let path = self.0.join("config.json");
-        let mut config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        edit(&mut config);
-        std::fs::write(&path, config.to_string()).unwrap();
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
 }
 
 fn load_error(path: &Path) -> String {
@@ -96,7 +56,7 @@ fn missing_model_path_names_it() {
 #[test]
 fn architecture_that_is_neither_llama_nor_qwen_names_it() {
     let dir = Scratch::copy_of("llama-tied");
-    dir.edit_config(|c| {
+    dir.edit_json("config.json", |c| {
         c["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
         c["model_type"] = serde_json::json!("gpt2");
     });
@@ -115,7 +75,7 @@ fn architecture_that_is_neither_llama_nor_qwen_names_it() {
 fn qwen3_checkpoint_without_qk_norms_names_them() {
     // Llama weights under a Qwen3 config: everything but the per-head q/k norms is there.
     let dir = Scratch::copy_of("llama-tied");
-    dir.edit_config(|c| {
+    dir.edit_json("config.json", |c| {
         c["architectures"] = serde_json::json!(["Qwen3ForCausalLM"]);
         c["model_type"] = serde_json::json!("qwen3");
     });
@@ -130,7 +90,7 @@ fn qwen3_checkpoint_without_qk_norms_names_them() {
 #[test]
 fn config_missing_a_field_names_it() {
     let dir = Scratch::copy_of("llama-tied");
-    dir.edit_config(|c| {
+    dir.edit_json("config.json", |c| {
         c.as_object_mut().unwrap().remove("hidden_size");
     });
     let err = load_error(&dir.0);
@@ -143,7 +103,9 @@ fn config_missing_a_field_names_it() {
 #[test]
 fn mismatched_head_counts_name_the_field() {
     let dir = Scratch::copy_of("llama-tied");
-    dir.edit_config(|c| c["num_key_value_heads"] = serde_json::json!(3));
+    dir.edit_json("config.json", |c| {
+        c["num_key_value_heads"] = serde_json::json!(3)
+    });
     let err = load_error(&dir.0);
     assert!(err.contains("num_key_value_heads"), "{err}");
 }
@@ -152,7 +114,9 @@ fn mismatched_head_counts_name_the_field() {
 fn missing_and_unused_tensors_are_listed_by_name() {
     // A config that claims an untied head makes lm_head.weight missing from a tied checkpoint.
     let dir = Scratch::copy_of("llama-tied");
-    dir.edit_config(|c| c["tie_word_embeddings"] = serde_json::json!(false));
+    dir.edit_json("config.json", |c| {
+        c["tie_word_embeddings"] = serde_json::json!(false)
+    });
     let err = load_error(&dir.0);
     assert!(
         err.contains("missing") && err.contains("lm_head.weight"),
@@ -160,7 +124,9 @@ fn missing_and_unused_tensors_are_listed_by_name() {
     );
     // One layer fewer in the config leaves layer 1's tensors unused.
     let dir = Scratch::copy_of("llama-tied");
-    dir.edit_config(|c| c["num_hidden_layers"] = serde_json::json!(1));
+    dir.edit_json("config.json", |c| {
+        c["num_hidden_layers"] = serde_json::json!(1)
+    });
     let err = load_error(&dir.0);
     assert!(
         err.contains("does not use") && err.contains("layers.1.mlp.down_proj.weight"),
@@ -274,7 +240,7 @@ fn sizes_beyond_the_limits_are_refused_in_one_short_line() {
         ("vocab_size", 1 << 40),
     ] {
         let dir = Scratch::copy_of("llama-tied");
-        dir.edit_config(|c| c[field] = serde_json::json!(value));
+        dir.edit_json("config.json", |c| c[field] = serde_json::json!(value));
         let err = load_error(&dir.0);
         assert!(
             err.contains(field) && err.contains("limit") && err.len() < 200,
@@ -286,7 +252,9 @@ fn sizes_beyond_the_limits_are_refused_in_one_short_line() {
 #[test]
 fn more_layers_than_the_checkpoint_has_name_the_first_missing_tensors() {
     let dir = Scratch::copy_of("llama-tied");
-    dir.edit_config(|c| c["num_hidden_layers"] = serde_json::json!(1000));
+    dir.edit_json("config.json", |c| {
+        c["num_hidden_layers"] = serde_json::json!(1000)
+    });
     let err = load_error(&dir.0);
     assert!(
         err.contains("missing")
@@ -300,7 +268,9 @@ fn more_layers_than_the_checkpoint_has_name_the_first_missing_tensors() {
 #[test]
 fn tensor_shapes_that_disagree_with_the_config_are_named() {
     let dir = Scratch::copy_of("llama-tied");
-    dir.edit_config(|c| c["intermediate_size"] = serde_json::json!(256));
+    dir.edit_json("config.json", |c| {
+        c["intermediate_size"] = serde_json::json!(256)
+    });
     let err = load_error(&dir.0);
     assert!(
         err.contains(

@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 
+mod adapter;
 mod bad_input;
 mod gguf_dequant;
 mod kvpress_parity;

@@ -5,16 +5,62 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::tensor::{Tensor, TensorData, Tolerance};
 use momentkv::cache::{FullCache, KvCache, Phase};
 use momentkv::kernels::KernelBackend;
 use momentkv::load::load;
+use momentkv::transformer::Transformer;
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
+}
+
+/// A scratch directory, removed on drop; each has its own directory, so tests running in
+/// parallel do not share one.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// An empty scratch directory.
+    pub fn new(name: &str) -> Self {
+        static COPIES: AtomicUsize = AtomicUsize::new(0);
+        let copy = COPIES.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "momentkv-test-{}-{}-{copy}",
+            name.replace('/', "-"),
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// A copy of the files of the fixture directory `name`.
+    pub fn copy_of(name: &str) -> Self {
+        let scratch = Self::new(name);
+        for entry in std::fs::read_dir(fixture(name)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, scratch.0.join(path.file_name().unwrap())).unwrap();
+        }
+        scratch
+    }
+
+    /// Rewrites the JSON file `file` of this directory through `edit`.
+    pub fn edit_json(&self, file: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.0.join(file);
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut json);
+        std::fs::write(&path, json.to_string()).unwrap();
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
 }
 
 /// A tensor of a `safetensors` file written by the fixture script.
@@ -81,13 +127,12 @@ pub fn assert_close<B: KernelBackend, const D: usize>(
 }
 
 /// Logits `[batch, seq, vocab]` of one full forward pass over `tokens`.
-pub fn logits<B: KernelBackend>(model: &momentkv::Model<B>, tokens: &[Vec<u32>]) -> Tensor<B, 3> {
-    let layers = model.transformer.config().num_hidden_layers;
+pub fn logits<B: KernelBackend>(model: &Transformer<B>, tokens: &[Vec<u32>]) -> Tensor<B, 3> {
+    let layers = model.config().num_hidden_layers;
     let hidden = model
-        .transformer
         .forward(tokens, Phase::Prefill, &mut FullCache::new(layers))
         .unwrap();
-    model.transformer.logits(hidden)
+    model.logits(hidden)
 }
 
 /// The logits of `checkpoint` (a fixture directory or GGUF file) on the input ids of
@@ -101,7 +146,12 @@ pub fn check_logits<B: KernelBackend>(
     let model = load::<B>(&fixture(checkpoint), &device).unwrap();
     let refs = fixture(reference_dir).join("reference.safetensors");
     let (_, want) = reference(&refs, "logits");
-    assert_close(logits(&model, &input_ids(&refs)), &want, tol, checkpoint);
+    assert_close(
+        logits(&model.transformer, &input_ids(&refs)),
+        &want,
+        tol,
+        checkpoint,
+    );
 }
 
 /// Prefill in chunks of 7, 9 and 1, then decoding one token at a time, gives every position of
@@ -109,7 +159,7 @@ pub fn check_logits<B: KernelBackend>(
 pub fn check_cached_generation<B: KernelBackend>(checkpoint: &str, device: B::Device, tol: f32) {
     let model = load::<B>(&fixture(checkpoint), &device).unwrap();
     let tokens = input_ids(&fixture(checkpoint).join("reference.safetensors"));
-    let full = logits(&model, &tokens);
+    let full = logits(&model.transformer, &tokens);
     let seq = tokens[0].len();
     let mut cache = FullCache::new(model.transformer.config().num_hidden_layers);
     let mut start = 0;

@@ -2,6 +2,8 @@ use std::path::PathBuf;
 
 use momentkv_cache::CacheError;
 
+use crate::AdapterError;
+
 /// Errors building, loading or running a model; each names the field, tensor, file or limit.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -51,6 +53,8 @@ pub enum ModelError {
     )]
     NoRepeatPrompts,
     #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]
     Gguf(#[from] momentkv_gguf::GgufError),
@@ -58,7 +62,7 @@ pub enum ModelError {
 
 /// The first three of `items` and how many more there are, so that a checkpoint off by thousands
 /// of tensors still makes a one-line error.
-fn few(items: &[String], separator: &str) -> String {
+pub(crate) fn few(items: &[String], separator: &str) -> String {
     const SHOWN: usize = 3;
     let shown = items[..items.len().min(SHOWN)].join(separator);
     match items.len().saturating_sub(SHOWN) {

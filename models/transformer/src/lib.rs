@@ -8,7 +8,10 @@
 //! Training goes through the same layers: [`Transformer::forward_causal`] is the cache-free entry
 //! point (causal attention over the sequence itself, the op the full cache attends with), and
 //! [`Transformer::forward_train`] adds the masked next-token loss of a padded [`TrainBatch`].
+//! LoRA adapters ([`LoraConfig`]) ride on the dense layers as side paths, with the base weights
+//! frozen, and are saved and loaded in Hugging Face PEFT's layout.
 
+mod adapter;
 mod attention;
 mod config;
 mod dense;
@@ -23,9 +26,16 @@ mod model;
 mod norm;
 mod rope;
 mod sampling;
+mod tensor_table;
+#[cfg(test)]
+mod testing;
 mod train;
 mod weights;
 
+pub use adapter::{
+    AdapterError, AdapterTarget, LoraConfig, LoraPair, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE,
+    MAX_ADAPTER_RANK,
+};
 pub use config::{RopeScaling, TransformerConfig};
 pub use error::ModelError;
 pub use family::Family;

@@ -1,3 +1,4 @@
+use crate::adapter::LoraConfig;
 use crate::dense::Dense;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig};
@@ -22,6 +23,9 @@ pub struct Transformer<B: KernelBackend> {
     rope: Rope,
     #[module(skip)]
     config: TransformerConfig,
+    /// The configuration of the adapter attached as side paths, if any ([`Transformer::adapter`]).
+    #[module(skip)]
+    pub(crate) adapter_config: Option<LoraConfig>,
 }
 
 impl<B: KernelBackend> Transformer<B> {
@@ -39,6 +43,7 @@ impl<B: KernelBackend> Transformer<B> {
                 .then(|| Dense::new(c.hidden_size, c.vocab_size, false, device)),
             rope: Rope::new(c.head_dim, c.rope_theta, &c.rope_scaling),
             config: c.clone(),
+            adapter_config: None,
         })
     }
 
@@ -51,7 +56,8 @@ impl<B: KernelBackend> Transformer<B> {
     }
 
     /// What a KV cache needs to know about this model: its attention geometry and the per-layer
-    /// weights that policies read (the output projections; handles, not copies).
+    /// weights that policies read (the output projections as applied, an unmerged adapter's update
+    /// included; handles, not copies, without one).
     pub fn cache_context(&self) -> ModelContext<B> {
         let c = &self.config;
         ModelContext {
@@ -65,7 +71,7 @@ impl<B: KernelBackend> Transformer<B> {
             output_projections: self
                 .layers
                 .iter()
-                .map(|l| l.self_attn.o_proj.weight.val())
+                .map(|l| l.self_attn.o_proj.effective_weight())
                 .collect(),
         }
     }

@@ -10,9 +10,7 @@
 //! safetensors header, a GGUF tensor table) before the model is built, so a configuration that
 //! does not describe the file allocates nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::Read;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -25,8 +23,8 @@ use burn_store::{
 };
 use momentkv_gguf::GgufFile;
 use momentkv_kernels::KernelBackend;
-use serde::Deserialize;
 
+use crate::tensor_table::{compare_tables, safetensors_header, TableMismatch, TensorTable};
 use crate::{Family, ModelError, Transformer, TransformerConfig};
 
 /// A tensor under its Hugging Face name (`model.layers.0.self_attn.q_proj.weight`), in the
@@ -39,7 +37,7 @@ pub struct NamedTensor {
 
 /// Casts floating-point snapshots (f16, bf16, f64) to f32, the dtype the model computes in.
 #[derive(Clone)]
-struct CastToF32;
+pub(crate) struct CastToF32;
 
 impl ModuleAdapter for CastToF32 {
     fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
@@ -72,9 +70,6 @@ fn ignorable(name: &str, config: &TransformerConfig) -> bool {
 fn module_path(name: &str) -> &str {
     name.strip_prefix("model.").unwrap_or(name)
 }
-
-/// A checkpoint's tensors by module path, with their shapes.
-type TensorTable = BTreeMap<String, Vec<usize>>;
 
 /// Every tensor a model of `c` loads, by module path, with its `[out, in]` shape.
 fn expected_tensors(c: &TransformerConfig) -> TensorTable {
@@ -122,75 +117,27 @@ fn expected_tensors(c: &TransformerConfig) -> TensorTable {
 /// with its shape and no other tensor may be, or the error names the first few.
 fn check_table(config: &TransformerConfig, table: &TensorTable) -> Result<(), ModelError> {
     config.validate()?;
-    let expected = expected_tensors(config);
-    let missing: Vec<String> = expected
-        .keys()
-        .filter(|name| !table.contains_key(*name))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        return Err(ModelError::MissingTensors(missing));
-    }
-    let mismatched: Vec<String> = expected
-        .iter()
-        .filter_map(|(name, want)| {
-            let found = table.get(name).filter(|found| *found != want)?;
-            Some(format!(
-                "{name} is {found:?}, the configuration gives {want:?}"
-            ))
-        })
-        .collect();
-    if !mismatched.is_empty() {
-        return Err(ModelError::ShapeMismatch(mismatched));
-    }
-    let unused: Vec<String> = table
-        .keys()
-        .filter(|name| !expected.contains_key(*name) && !ignorable(name, config))
-        .cloned()
-        .collect();
-    if !unused.is_empty() {
-        return Err(ModelError::UnusedTensors(unused));
-    }
-    Ok(())
+    compare_tables(&expected_tensors(config), table, |name| {
+        ignorable(name, config)
+    })
+    .map_err(|mismatch| match mismatch {
+        TableMismatch::Missing(names) => ModelError::MissingTensors(names),
+        TableMismatch::Shapes(shapes) => ModelError::ShapeMismatch(
+            shapes
+                .into_iter()
+                .map(|(name, found, want)| {
+                    format!("{name} is {found:?}, the configuration gives {want:?}")
+                })
+                .collect(),
+        ),
+        TableMismatch::Unused(names) => ModelError::UnusedTensors(names),
+    })
 }
 
-/// The most a safetensors header may take, as the `safetensors` crate allows.
-const MAX_HEADER_BYTES: u64 = 100_000_000;
-
-/// One entry of a safetensors header (`__metadata__` has no shape).
-#[derive(Deserialize)]
-struct HeaderEntry {
-    #[serde(default)]
-    shape: Vec<usize>,
-}
-
-/// The tensors of a safetensors file by module path, read from its header alone: an 8-byte
-/// little-endian length, then that many bytes of JSON.
+/// The tensors of a safetensors checkpoint by module path, read from its header alone.
 fn safetensors_table(path: &Path) -> Result<TensorTable, ModelError> {
-    let fail = |reason: String| ModelError::WeightFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut file = File::open(path).map_err(|e| fail(e.to_string()))?;
-    let file_len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len)
-        .map_err(|e| fail(format!("cannot read the header length: {e}")))?;
-    let len = u64::from_le_bytes(len);
-    if len > MAX_HEADER_BYTES || len > file_len.saturating_sub(8) {
-        return Err(fail(format!(
-            "the header claims {len} bytes, beyond the file's {file_len} or the limit of \
-             {MAX_HEADER_BYTES}"
-        )));
-    }
-    let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header)
-        .map_err(|e| fail(format!("cannot read the header: {e}")))?;
-    let entries: BTreeMap<String, HeaderEntry> = serde_json::from_slice(&header)
-        .map_err(|e| fail(format!("the header is not a safetensors header: {e}")))?;
-    Ok(entries
+    Ok(safetensors_header(path)?
         .into_iter()
-        .filter(|(name, _)| name != "__metadata__")
         .map(|(name, entry)| (module_path(&name).to_string(), entry.shape))
         .collect())
 }
@@ -493,31 +440,6 @@ mod tests {
             err.contains("does not use") && err.contains("gguf:blk.0.mystery.weight"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn safetensors_headers_are_read_without_the_data() {
-        let dir = std::env::temp_dir().join(format!("momentkv-header-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("h.safetensors");
-        let header = br#"{"__metadata__":{"format":"pt"},"model.norm.weight":{"dtype":"F32","shape":[8],"data_offsets":[0,32]}}"#;
-        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
-        bytes.extend_from_slice(header);
-        bytes.extend_from_slice(&[0u8; 32]);
-        std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(
-            safetensors_table(&path).unwrap(),
-            TensorTable::from([("norm.weight".to_string(), vec![8])])
-        );
-        // A header length beyond the file is refused before anything is allocated for it.
-        bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
-        std::fs::write(&path, &bytes).unwrap();
-        let err = safetensors_table(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("h.safetensors") && err.contains("header"),
-            "{err}"
-        );
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
