@@ -2,7 +2,8 @@
 //!
 //! This umbrella crate ties the layers together:
 //! - [`hub`] resolves model names (`smollm2-135m`) to files, fetching known models;
-//! - [`load`] opens a Hugging Face directory or a GGUF file as a ready [`Model`];
+//! - [`load`] opens a Hugging Face directory or a GGUF file as a ready [`Model`], with a LoRA
+//!   adapter in PEFT's layout applied if asked ([`load::load_with`]);
 //! - [`checksum`] names a checkpoint's exact bytes (SHA-256), for results that record it;
 //! - [`backend`] picks, at run time, one of the burn backends compiled in by cargo features
 //!   (`ndarray`, `flex`, `wgpu`, `cuda`).

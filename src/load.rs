@@ -1,5 +1,6 @@
 //! Opening a checkpoint (a Hugging Face directory or a GGUF file) as a ready model, its family
-//! detected from `config.json` or GGUF metadata.
+//! detected from `config.json` or GGUF metadata, with a LoRA adapter applied if one is asked for
+//! ([`load_with`]).
 
 use std::fs::FileType;
 use std::io;
@@ -29,15 +30,68 @@ pub struct Model<B: KernelBackend> {
     pub stop_tokens: Vec<u32>,
     /// What was loaded, for reports.
     pub source: PathBuf,
+    /// The adapter applied at load, for reports; `None` for the checkpoint alone.
+    pub adapter: Option<Adapter>,
+}
+
+/// A LoRA adapter in Hugging Face PEFT's layout, applied to a checkpoint at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adapter {
+    /// The adapter's directory: `adapter_config.json` and `adapter_model.safetensors`, as PEFT's
+    /// `save_pretrained` or [`Transformer::save_adapter`] write them.
+    pub dir: PathBuf,
+    /// `true`: folded into the dense weights (`W ← W + s·B·A`), so inference costs what the base
+    /// model's does. `false`: kept as a side path, each adapted projection adding `s·(x·Aᵀ)·Bᵀ`
+    /// (two rank-`r` products more per projection), as in training.
+    pub merged: bool,
+}
+
+/// What [`load_with`] does besides loading the checkpoint. The default loads the checkpoint
+/// alone, as [`load`] does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The LoRA adapter to apply, `None` for none.
+    pub adapter: Option<Adapter>,
 }
 
 /// Loads a Hugging Face directory or a `.gguf` file onto `device`.
 pub fn load<B: KernelBackend>(path: &Path, device: &B::Device) -> Result<Model<B>, Error> {
-    if checkpoint_is_dir(path)? {
-        load_hf_dir(path, device)
+    load_with(path, &LoadOptions::default(), device)
+}
+
+/// Loads a Hugging Face directory or a `.gguf` file onto `device`, then applies what `options`
+/// ask for: the adapter, checked against the model before anything of it is allocated
+/// ([`Transformer::load_adapter`]), merged or kept as a side path. A bad adapter is a one-line
+/// error naming its directory or the file in it at fault.
+pub fn load_with<B: KernelBackend>(
+    path: &Path,
+    options: &LoadOptions,
+    device: &B::Device,
+) -> Result<Model<B>, Error> {
+    let model = if checkpoint_is_dir(path)? {
+        load_hf_dir(path, device)?
     } else {
-        load_gguf(path, device)
+        load_gguf(path, device)?
+    };
+    match &options.adapter {
+        Some(adapter) => apply_adapter(model, adapter),
+        None => Ok(model),
     }
+}
+
+/// `model` with `adapter` loaded onto its transformer, merged unless asked otherwise.
+fn apply_adapter<B: KernelBackend>(model: Model<B>, adapter: &Adapter) -> Result<Model<B>, Error> {
+    let transformer = model.transformer.load_adapter(&adapter.dir)?;
+    let transformer = if adapter.merged {
+        transformer.merge_adapter()
+    } else {
+        transformer
+    };
+    Ok(Model {
+        transformer,
+        adapter: Some(adapter.clone()),
+        ..model
+    })
 }
 
 /// Whether a checkpoint path is a directory (`true`) or a regular file (`false`), told from its
@@ -147,6 +201,7 @@ fn load_gguf<B: KernelBackend>(path: &Path, device: &B::Device) -> Result<Model<
         family,
         stop_tokens,
         source: path.to_path_buf(),
+        adapter: None,
     })
 }
 
@@ -248,5 +303,6 @@ fn load_hf_dir<B: KernelBackend>(dir: &Path, device: &B::Device) -> Result<Model
         family,
         stop_tokens,
         source: dir.to_path_buf(),
+        adapter: None,
     })
 }

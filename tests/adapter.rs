@@ -68,6 +68,7 @@ backend_tests!(peft_adapter_gives_peft_logits, side_path_equals_merged);
 mod files {
     use std::collections::BTreeMap;
 
+    use momentkv::load::{load_with, Adapter, LoadOptions};
     use momentkv::transformer::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
     use serde_json::{json, Value};
 
@@ -143,6 +144,44 @@ mod files {
                 "{checkpoint}: reloaded logits differ"
             );
         }
+    }
+
+    /// `load_with` applies the adapter at load, merged or kept as a side path as asked, PEFT's
+    /// logits either way, and records it on the model; a missing directory is one line naming it.
+    #[test]
+    fn load_with_applies_the_adapter_as_asked() {
+        let device = Default::default();
+        let refs = references("llama-tied");
+        let tokens = input_ids(&refs);
+        for merged in [true, false] {
+            let adapter = Adapter {
+                dir: adapter_dir("llama-tied"),
+                merged,
+            };
+            let options = LoadOptions {
+                adapter: Some(adapter.clone()),
+            };
+            let model = load_with::<B>(&fixture("llama-tied"), &options, &device).unwrap();
+            assert_eq!(model.adapter, Some(adapter));
+            assert_eq!(model.transformer.adapter().is_none(), merged);
+            let name = if merged { "merged_logits" } else { "logits" };
+            let (_, want) = reference(&refs, name);
+            assert_close(logits(&model.transformer, &tokens), &want, 1e-4, name);
+        }
+        let options = LoadOptions {
+            adapter: Some(Adapter {
+                dir: fixture("adapters/no-such-lora"),
+                merged: true,
+            }),
+        };
+        let Err(err) = load_with::<B>(&fixture("llama-tied"), &options, &device) else {
+            panic!("a missing adapter loaded");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("no-such-lora: is not a directory") && !err.contains('\n'),
+            "{err}"
+        );
     }
 
     /// The error of loading the adapter in `dir` onto `checkpoint`, checked to be one line.

@@ -8,12 +8,12 @@ use momentkv::cache::analysis::{AnalyzingCache, LayerReport};
 use momentkv::cache::{KvCache, Phase};
 use momentkv::kernels::KernelBackend;
 use momentkv::transformer::replay;
-use momentkv::{hub, load, repeat_prompts, Error};
+use momentkv::{hub, repeat_prompts, Error};
 use momentkv_eval::haystack::Essays;
 use momentkv_eval::plot::{LinePlot, Series};
 
 use crate::cache_args::{CacheArgs, PolicyGrid};
-use crate::ModelArgs;
+use crate::model_args::ModelArgs;
 
 #[derive(clap::Args)]
 pub struct AnalyzeArgs {
@@ -69,8 +69,7 @@ impl WithBackend for Analyze {
 
     fn run<B: KernelBackend>(self, device: B::Device) -> Result<(), Error> {
         let args = self.0;
-        let path = hub::resolve(&args.model.model)?;
-        let model = load::load::<B>(&path, &device)?;
+        let model = args.model.load::<B>(&device)?;
         let text = match &args.prompt_file {
             Some(p) => std::fs::read_to_string(p).map_err(|e| Error::Io {
                 path: p.clone(),

@@ -7,7 +7,7 @@ use momentkv::{hub, load, Error, Model};
 
 use crate::cache_args::CacheArgs;
 use crate::kernel_bench::{self, KernelShape};
-use crate::ModelArgs;
+use crate::model_args::{adapter_json, ModelArgs};
 
 /// Text the benchmark prompt is cut from, repeated to the requested length.
 const FILLER: &str = "The library kept its records in long rows of cabinets, and every evening the \
@@ -149,9 +149,10 @@ impl WithBackend for Bench {
         if args.kernel {
             return kernel_bench::run::<B>(&args.kernel_shape, &args.budgets, &device);
         }
+        // A known model is fetched before the clock starts.
         let path = hub::resolve(&args.model.model)?;
         let started = Instant::now();
-        let model = load::load::<B>(&path, &device)?;
+        let model = load::load_with::<B>(&path, &args.model.load_options(), &device)?;
         let load_s = started.elapsed().as_secs_f64();
         let prompt = self.prompt(&model)?;
         let mut caches = Vec::new();
@@ -180,6 +181,7 @@ impl WithBackend for Bench {
             for run in &runs {
                 let mut v = run.json();
                 v["model"] = path.display().to_string().into();
+                v["adapter"] = adapter_json(model.adapter.as_ref());
                 v["backend"] = B::name(&device).into();
                 v["kernels"] = B::kernel_engine().into();
                 v["load_s"] = load_s.into();
@@ -191,6 +193,14 @@ impl WithBackend for Bench {
             return Ok(());
         }
         outln!("model        {}", path.display());
+        if let Some(adapter) = &model.adapter {
+            let how = if adapter.merged {
+                "merged"
+            } else {
+                "side path"
+            };
+            outln!("adapter      {} ({how})", adapter.dir.display());
+        }
         outln!(
             "backend      {} (kernels: {})",
             B::name(&device),

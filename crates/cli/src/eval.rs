@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use momentkv::backend::{dispatch, WithBackend};
 use momentkv::kernels::KernelBackend;
-use momentkv::{hub, load, Error};
+use momentkv::Error;
 use momentkv_eval::experiment::{Event, RulerSweep};
 use momentkv_eval::passkey::Protocol;
 use momentkv_eval::ruler::Pipeline;
@@ -14,7 +14,7 @@ use momentkv_eval::sweep::{Cell, Column, Outcome, Ratio};
 use momentkv_ruler::Task;
 
 use crate::cache_args::split_policies;
-use crate::ModelArgs;
+use crate::model_args::ModelArgs;
 
 /// `--quick`: a few tasks at 1k tokens that finish in minutes on a laptop CPU.
 const QUICK_TASKS: &str = "niah_single_1,niah_single_2,niah_multikey_1,vt,fwe";
@@ -184,8 +184,7 @@ impl WithBackend for Eval {
             out: args.out,
         };
         sweep.check::<B>()?;
-        let path = hub::resolve(&args.model.model)?;
-        let model = load::load::<B>(&path, &device)?;
+        let model = args.model.load::<B>(&device)?;
         let mut progress = Progress {
             fresh: 0,
             started: Instant::now(),

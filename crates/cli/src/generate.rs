@@ -2,10 +2,10 @@ use momentkv::backend::{dispatch, WithBackend};
 use momentkv::kernels::KernelBackend;
 use momentkv::tokenizer::ChatMessage;
 use momentkv::transformer::{generate, Sampler};
-use momentkv::{hub, load, Error};
+use momentkv::Error;
 
 use crate::cache_args::{nothing_evicted_note, CacheArgs};
-use crate::ModelArgs;
+use crate::model_args::{adapter_json, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct GenerateArgs {
@@ -63,8 +63,7 @@ impl WithBackend for Generate {
 
     fn run<B: KernelBackend>(self, device: B::Device) -> Result<(), Error> {
         let args = self.0;
-        let path = hub::resolve(&args.model.model)?;
-        let model = load::load::<B>(&path, &device)?;
+        let model = args.model.load::<B>(&device)?;
         let prompt = if args.chat {
             let text = model
                 .tokenizer
@@ -101,7 +100,8 @@ impl WithBackend for Generate {
         }
         if args.json {
             let report = serde_json::json!({
-                "model": path.display().to_string(),
+                "model": model.source.display().to_string(),
+                "adapter": adapter_json(model.adapter.as_ref()),
                 "backend": B::name(&device),
                 "prompt_tokens": out.prompt_tokens,
                 "tokens": out.tokens,

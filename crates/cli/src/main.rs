@@ -9,13 +9,13 @@ mod cache_args;
 mod eval;
 mod generate;
 mod kernel_bench;
+mod model_args;
 mod passkey;
 mod perplexity;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use momentkv::backend::BackendKind;
 use momentkv::hub;
 
 #[derive(Parser)]
@@ -27,26 +27,6 @@ use momentkv::hub;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Options every model-running command takes.
-#[derive(clap::Args, Clone)]
-pub struct ModelArgs {
-    /// A known model name (see `momentkv fetch --list`), a Hugging Face directory or a .gguf file.
-    #[arg(long, default_value = hub::SMOLLM2_135M.name)]
-    pub model: String,
-    /// Backend to run on, among those compiled in (default: the first of flex, ndarray, wgpu, cuda).
-    #[arg(long)]
-    pub backend: Option<String>,
-}
-
-impl ModelArgs {
-    pub fn backend(&self) -> Result<BackendKind, momentkv::Error> {
-        match &self.backend {
-            Some(name) => name.parse(),
-            None => Ok(BackendKind::default_compiled()),
-        }
-    }
 }
 
 #[derive(Subcommand)]

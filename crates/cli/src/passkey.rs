@@ -2,12 +2,12 @@ use std::time::Instant;
 
 use momentkv::backend::{dispatch, WithBackend};
 use momentkv::kernels::KernelBackend;
-use momentkv::{hub, load, Error};
+use momentkv::{hub, Error};
 use momentkv_eval::haystack::Essays;
 use momentkv_eval::passkey::{ask, samples, Protocol, Template};
 
 use crate::cache_args::{split_policies, CacheArgs};
-use crate::ModelArgs;
+use crate::model_args::ModelArgs;
 
 #[derive(clap::Args)]
 pub struct PasskeyArgs {
@@ -54,8 +54,7 @@ impl WithBackend for Passkey {
         if args.samples == 0 {
             return Err(Error::Unsupported("--samples must be at least 1".into()));
         }
-        let path = hub::resolve(&args.model.model)?;
-        let model = load::load::<B>(&path, &device)?;
+        let model = args.model.load::<B>(&device)?;
         let essays = match &args.essays {
             Some(p) => p.clone(),
             None => hub::ensure(&hub::PAUL_GRAHAM_ESSAYS)?,

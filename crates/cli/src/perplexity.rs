@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use momentkv::backend::{dispatch, WithBackend};
 use momentkv::cache::EvictAt;
 use momentkv::kernels::KernelBackend;
-use momentkv::{hub, load, Error};
+use momentkv::Error;
 use momentkv_eval::perplexity::{read_text, tokenize, CellNll, Perplexity};
 use momentkv_eval::sweep::Column;
 
 use crate::cache_args::PolicyGrid;
-use crate::ModelArgs;
+use crate::model_args::ModelArgs;
 
 #[derive(clap::Args)]
 pub struct PerplexityArgs {
@@ -90,8 +90,7 @@ impl WithBackend for Run {
         // A bad --evict-during fails before the model loads.
         args.evict_every()?;
         let text = read_text(&args.text)?;
-        let path = hub::resolve(&args.model.model)?;
-        let model = load::load::<B>(&path, &device)?;
+        let model = args.model.load::<B>(&device)?;
         let settings = args.settings(tokenize(&model.tokenizer, &text)?)?;
         settings.check(&model)?;
         if !args.json {

@@ -572,6 +572,55 @@ fn eval_scores_ruler_samples_resumes_and_summarises() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert_eq!(std::fs::read_to_string(&results_path).unwrap(), results);
+
+    // Nor under an adapter: sweep.json records it (its directory, bytes and whether it was
+    // merged), and a directory's results are resumed only under the same one.
+    let sweep = |dir: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap()
+    };
+    assert!(sweep(&out_dir)["adapter_sha256"].is_null());
+    let lora = fixture("adapters/llama-tied-lora");
+    let lora = lora.to_str().unwrap();
+    let adapted = momentkv(&[&args[..], &["--adapter", lora]].concat());
+    assert_eq!(adapted.status.code(), Some(1));
+    let err = stderr(&adapted);
+    assert!(
+        err.contains("adapter_merged null there, true here")
+            && err.contains("adapter_sha256 null there"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&results_path).unwrap(), results);
+    let adapted_dir = dir.join("adapted");
+    let adapted_args: Vec<&str> = args
+        .iter()
+        .map(|&a| {
+            if a == out_dir.to_str().unwrap() {
+                adapted_dir.to_str().unwrap()
+            } else {
+                a
+            }
+        })
+        .chain(["--adapter", lora])
+        .collect();
+    let adapted = momentkv(&adapted_args);
+    assert!(adapted.status.success(), "{}", stderr(&adapted));
+    let settings = sweep(&adapted_dir);
+    assert_eq!(settings["adapter"], lora, "{settings}");
+    assert_eq!(settings["adapter_merged"], true, "{settings}");
+    assert_eq!(
+        settings["adapter_sha256"].as_str().map(str::len),
+        Some(64),
+        "{settings}"
+    );
+    let answered = std::fs::read_to_string(adapted_dir.join("results.jsonl")).unwrap();
+    assert_eq!(answered.lines().count(), 10);
+    let side_path = momentkv(&[&adapted_args[..], &["--adapter-unmerged"]].concat());
+    assert_eq!(side_path.status.code(), Some(1));
+    let err = stderr(&side_path);
+    assert!(
+        err.contains("adapter_merged true there, false here"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -895,4 +944,150 @@ fn qwen_checkpoints_generate_with_their_chat_templates() {
         qwen2 > qwen3 + 10,
         "qwen2 {qwen2}, qwen3 {qwen3} prompt tokens"
     );
+}
+
+/// `--adapter` applies a LoRA adapter in PEFT's layout (tests/fixtures/adapters, made by PEFT) at
+/// load, to every command that takes `--model`: it changes what the model generates and scores,
+/// merged and as a side path alike, and the `--json` reports record it. A missing directory, an
+/// adapter for other shapes and `--adapter-unmerged` alone are refused.
+#[test]
+fn adapters_apply_merged_or_as_a_side_path() {
+    let model = fixture("llama-tied");
+    let model = model.to_str().unwrap();
+    let lora = fixture("adapters/llama-tied-lora");
+    let lora = lora.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = momentkv(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let generate = |extra: &[&str]| {
+        let prompt = "the quick brown fox jumps over the lazy dog";
+        let args = [
+            "generate",
+            "--model",
+            model,
+            "--prompt",
+            prompt,
+            "--max-new-tokens",
+            "8",
+            "--json",
+        ];
+        serde_json::from_str::<serde_json::Value>(&run(&[&args[..], extra].concat())).unwrap()
+    };
+    let base = generate(&[]);
+    let merged = generate(&["--adapter", lora]);
+    let side_path = generate(&["--adapter", lora, "--adapter-unmerged"]);
+    // The tiny model soon repeats one token; under the adapter it switches to it a step later.
+    assert_ne!(merged["tokens"], base["tokens"]);
+    assert_eq!(side_path["tokens"], merged["tokens"]);
+    assert!(base["adapter"].is_null(), "{base}");
+    assert_eq!(
+        merged["adapter"],
+        serde_json::json!({"dir": lora, "merged": true})
+    );
+    assert_eq!(
+        side_path["adapter"],
+        serde_json::json!({"dir": lora, "merged": false})
+    );
+
+    let bench = run(&[
+        "bench",
+        "--model",
+        model,
+        "--adapter",
+        lora,
+        "--prompt-len",
+        "16",
+        "--gen",
+        "2",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    let bench: serde_json::Value = serde_json::from_str(&bench).unwrap();
+    assert_eq!(bench["adapter"], merged["adapter"]);
+
+    let dir = std::env::temp_dir().join("momentkv-cli-adapter");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("text.txt");
+    std::fs::write(
+        &text,
+        "the quick brown fox jumps over the lazy dog ".repeat(2),
+    )
+    .unwrap();
+    let full_cache_nll = |extra: &[&str]| {
+        let args = [
+            "perplexity",
+            "--model",
+            model,
+            "--text",
+            text.to_str().unwrap(),
+            "--context",
+            "48",
+            "--policy",
+            "knorm",
+            "--budget",
+            "16",
+            "--json",
+        ];
+        let out = run(&[&args[..], extra].concat());
+        let full: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        assert_eq!(full["policy"], "full");
+        full["nll"].as_f64().unwrap()
+    };
+    let base = full_cache_nll(&[]);
+    let merged = full_cache_nll(&["--adapter", lora]);
+    let side_path = full_cache_nll(&["--adapter", lora, "--adapter-unmerged"]);
+    assert!(
+        (merged - base).abs() > 1e-2,
+        "NLL {base} without, {merged} with"
+    );
+    assert!(
+        (side_path - merged).abs() < 1e-3,
+        "NLL {merged} merged, {side_path} as a side path"
+    );
+
+    let missing = fixture("adapters/no-such-lora");
+    let qwen3 = fixture("qwen3");
+    let cases = [
+        (
+            model,
+            missing.to_str().unwrap(),
+            "no-such-lora: is not a directory",
+        ),
+        (
+            qwen3.to_str().unwrap(),
+            lora,
+            "k_proj.lora_B.weight is [32, 4], the model needs [48, 4]",
+        ),
+    ];
+    for (model, adapter, needle) in cases {
+        let args = [
+            "generate",
+            "--model",
+            model,
+            "--adapter",
+            adapter,
+            "--prompt",
+            "x",
+        ];
+        let out = momentkv(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    let args = [
+        "generate",
+        "--model",
+        model,
+        "--adapter-unmerged",
+        "--prompt",
+        "x",
+    ];
+    let out = momentkv(&args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--adapter <DIR>"), "{}", stderr(&out));
 }

@@ -3,8 +3,8 @@
 //! recomputed), then `summary.md` and, per length, `score-vs-budget-{length}.svg` and
 //! `score-vs-compression-{length}.svg` for the cells at budgets and at compression ratios.
 //!
-//! A directory holds the results of one set of [`Settings`] (model bytes, seed, protocol, sample
-//! source, momentkv version), saved in `sweep.json`: a sweep with other settings refuses it rather
+//! A directory holds the results of one set of [`Settings`] (model bytes, adapter bytes and
+//! whether it was merged, seed, protocol, sample source, momentkv version), saved in `sweep.json`: a sweep with other settings refuses it rather
 //! than reuse answers computed under them. Each outcome is appended as one whole line; a torn last
 //! line (a crash or a full disk mid-write) is moved to `results.jsonl.torn` before appending.
 
@@ -67,6 +67,16 @@ pub struct Settings {
     pub model: String,
     /// [`checksum::sha256`] of the checkpoint: what identifies it.
     pub model_sha256: String,
+    /// The directory of the LoRA adapter applied at load, for people; `None` without one (and in
+    /// the `sweep.json` of versions before adapters).
+    #[serde(default)]
+    pub adapter: Option<String>,
+    /// [`checksum::sha256`] of the adapter's directory: what identifies it.
+    #[serde(default)]
+    pub adapter_sha256: Option<String>,
+    /// Whether the adapter was merged into the weights (a side path rounds differently).
+    #[serde(default)]
+    pub adapter_merged: Option<bool>,
     /// [`Pipeline::protocol_name`]: `query-agnostic` or `query-aware`, after `kvpress ` under
     /// kvpress's pipeline.
     pub protocol: String,
@@ -78,9 +88,11 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `field X there, Y here` for each field that differs but the model's name (a renamed copy
-    /// of the same bytes is the same model), `; `-separated; empty when the settings agree.
+    /// `field X there, Y here` for each field that differs but the model's and the adapter's names
+    /// (a renamed copy of the same bytes is the same model), `; `-separated; empty when the
+    /// settings agree.
     fn differences(&self, here: &Settings) -> String {
+        const NAMES: [&str; 2] = ["model", "adapter"];
         let object = |s: &Settings| match serde_json::to_value(s) {
             Ok(serde_json::Value::Object(fields)) => fields,
             _ => serde_json::Map::new(),
@@ -88,7 +100,7 @@ impl Settings {
         let (there, here) = (object(self), object(here));
         there
             .iter()
-            .filter(|(k, _)| k.as_str() != "model")
+            .filter(|(k, _)| !NAMES.contains(&k.as_str()))
             .filter_map(|(k, v)| {
                 let now = here.get(k).unwrap_or(&serde_json::Value::Null);
                 (now != v).then(|| format!("{k} {v} there, {now} here"))
@@ -222,8 +234,10 @@ impl RulerSweep {
         Ok(digests.join("; "))
     }
 
-    /// The settings of this sweep on `model` (hashes the checkpoint and any RULER JSONL file).
+    /// The settings of this sweep on `model` (hashes the checkpoint, its adapter and any RULER
+    /// JSONL file).
     pub fn settings<B: KernelBackend>(&self, model: &Model<B>) -> Result<Settings, Error> {
+        let adapter = model.adapter.as_ref();
         Ok(Settings {
             momentkv: env!("CARGO_PKG_VERSION").into(),
             model: model
@@ -231,6 +245,9 @@ impl RulerSweep {
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             model_sha256: checksum::sha256(&model.source)?,
+            adapter: adapter.map(|a| a.dir.display().to_string()),
+            adapter_sha256: adapter.map(|a| checksum::sha256(&a.dir)).transpose()?,
+            adapter_merged: adapter.map(|a| a.merged),
             protocol: self.pipeline.protocol_name(self.protocol),
             seed: self.ruler_jsonl.is_none().then_some(self.seed),
             samples_sha256: self
@@ -545,6 +562,9 @@ mod tests {
             momentkv: "0.1.0".into(),
             model: "m.gguf".into(),
             model_sha256: "ab".into(),
+            adapter: None,
+            adapter_sha256: None,
+            adapter_merged: None,
             protocol: "query-agnostic".into(),
             seed: Some(seed),
             samples_sha256: None,
@@ -587,6 +607,56 @@ mod tests {
         fs::write(dir.join("sweep.json"), "{").unwrap();
         let err = claim(&dir, &settings(7)).unwrap_err().to_string();
         assert!(err.contains("does not parse"), "{err}");
+    }
+
+    /// The adapter is part of the settings: results computed without one, with other bytes or
+    /// merged where they were not are not reused. Its directory's name is not compared, and a
+    /// `sweep.json` written before adapters reads as one without.
+    #[test]
+    fn results_are_reused_only_under_the_same_adapter() {
+        let dir = fresh_dir("momentkv-eval-claim-adapter");
+        claim(&dir, &settings(0)).unwrap();
+        fs::write(dir.join("results.jsonl"), "{}\n").unwrap();
+        let adapted = Settings {
+            adapter: Some("lora".into()),
+            adapter_sha256: Some("cd".into()),
+            adapter_merged: Some(true),
+            ..settings(0)
+        };
+        let err = claim(&dir, &adapted).unwrap_err().to_string();
+        for difference in [
+            "adapter_sha256 null there, \"cd\" here",
+            "adapter_merged null there, true here",
+        ] {
+            assert!(err.contains(difference), "{err}");
+        }
+        assert!(!err.contains("lora"), "{err}");
+
+        fs::remove_file(dir.join("results.jsonl")).unwrap();
+        claim(&dir, &adapted).unwrap();
+        fs::write(dir.join("results.jsonl"), "{}\n").unwrap();
+        let renamed = Settings {
+            adapter: Some("copy-of-lora".into()),
+            ..adapted.clone()
+        };
+        claim(&dir, &renamed).unwrap();
+        let side_path = Settings {
+            adapter_merged: Some(false),
+            ..adapted
+        };
+        let err = claim(&dir, &side_path).unwrap_err().to_string();
+        assert!(
+            err.contains("adapter_merged true there, false here"),
+            "{err}"
+        );
+
+        let mut before = serde_json::to_value(settings(0)).unwrap();
+        let fields = before.as_object_mut().unwrap();
+        for key in ["adapter", "adapter_sha256", "adapter_merged"] {
+            fields.remove(key).unwrap();
+        }
+        let read: Settings = serde_json::from_value(before).unwrap();
+        assert_eq!(read, settings(0));
     }
 
     #[test]
