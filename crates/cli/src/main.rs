@@ -1,4 +1,4 @@
-//! `momentkv`: generate text, fetch models, measure speed.
+//! `momentkv`: generate text, fetch models, measure speed, fine-tune.
 
 #[macro_use]
 mod out;
@@ -7,6 +7,7 @@ mod analyze;
 mod bench;
 mod cache_args;
 mod eval;
+mod finetune;
 mod generate;
 mod kernel_bench;
 mod model_args;
@@ -56,6 +57,9 @@ enum Command {
     /// Perplexity under compression: the NLL of a long text read while the cache holds each
     /// budget, against the full cache's on the same tokens.
     Perplexity(perplexity::PerplexityArgs),
+    /// Fine-tune a LoRA adapter on a text or JSONL file; the adapter is saved in PEFT's layout,
+    /// with the loss curve and resumable checkpoints.
+    Finetune(finetune::FinetuneArgs),
 }
 
 fn policies() -> Result<(), momentkv::Error> {
@@ -142,6 +146,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Perplexity(args) => perplexity::run(args),
+        Command::Finetune(args) => finetune::run(args),
         Command::Policies => policies(),
     };
     match result {

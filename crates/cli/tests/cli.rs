@@ -1091,3 +1091,191 @@ fn adapters_apply_merged_or_as_a_side_path() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--adapter <DIR>"), "{}", stderr(&out));
 }
+
+/// `finetune` on the tiny checkpoint: 3 LoRA steps on a repeated sentence, the JSON summary's
+/// keys, the adapter in PEFT's layout, the loss curve and the checkpoint in `--out`; a second
+/// fresh run into the same directory is refused, and `--resume` of the finished run reports it.
+#[test]
+fn finetune_saves_a_peft_adapter_and_reports_json() {
+    let dir = std::env::temp_dir().join("momentkv-cli-finetune");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // About 240 tokens of the fixture's tokenizer: 7 windows of 32.
+    let data = dir.join("train.txt");
+    std::fs::write(
+        &data,
+        "the quick brown fox jumps over the lazy dog ".repeat(8),
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let model = fixture("llama-tied");
+    let finetune = |extra: &[&str]| {
+        let mut args = vec![
+            "finetune",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--eval-data",
+            data.to_str().unwrap(),
+            "--steps",
+            "3",
+            "--batch",
+            "2",
+            "--seq-len",
+            "32",
+            "--lr",
+            "1e-2",
+            "--lora-rank",
+            "4",
+            "--lora-targets",
+            "q_proj,v_proj,down_proj",
+            "--save-every",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        momentkv(&args)
+    };
+    let run = finetune(&[]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for key in [
+        "steps",
+        "train_loss_first",
+        "train_loss_last",
+        "eval_loss_start",
+        "eval_loss_end",
+        "tokens_per_s",
+        "peak_memory_bytes",
+    ] {
+        assert!(report.get(key).is_some(), "missing {key} in {report}");
+    }
+    assert_eq!(report["steps"], 3);
+    for key in [
+        "train_loss_first",
+        "train_loss_last",
+        "eval_loss_start",
+        "eval_loss_end",
+    ] {
+        assert!(report[key].as_f64().unwrap().is_finite(), "{report}");
+    }
+    assert!(report["tokens_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    for file in [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "loss.svg",
+        "checkpoint/latest",
+        "checkpoint/step-000003/optimizer.mpk",
+    ] {
+        assert!(out.join(file).is_file(), "{file} is missing");
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["r"], 4);
+    assert_eq!(config["peft_type"], "LORA");
+    assert_eq!(
+        config["target_modules"],
+        serde_json::json!(["q_proj", "v_proj", "down_proj"])
+    );
+
+    let again = finetune(&[]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already holds a checkpoint of step 3: pass --resume"),
+        "{}",
+        stderr(&again)
+    );
+    let resumed = finetune(&["--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    let resumed: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(resumed["resumed_from"], 3);
+    assert_eq!(resumed["train_loss_last"], report["train_loss_last"]);
+}
+
+/// Bad input to `finetune` is a one-line error naming the cause, exit 1, before any training.
+#[test]
+fn finetune_refuses_bad_input_in_one_line() {
+    let dir = std::env::temp_dir().join("momentkv-cli-finetune-bad");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("train.txt");
+    std::fs::write(
+        &data,
+        "the quick brown fox jumps over the lazy dog ".repeat(8),
+    )
+    .unwrap();
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let a_file = dir.join("not-a-directory");
+    std::fs::write(&a_file, "").unwrap();
+    let model = fixture("llama-tied");
+    let (model, data, empty, a_file) = (
+        model.to_str().unwrap(),
+        data.to_str().unwrap(),
+        empty.to_str().unwrap(),
+        a_file.to_str().unwrap(),
+    );
+    let out = dir.join("run");
+    let out = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["--data", "/nonexistent/train.txt", "--out", out],
+            "/nonexistent/train.txt: no such file",
+        ),
+        (&["--data", empty, "--out", out], "empty.txt: is empty"),
+        (
+            &["--data", data, "--out", out, "--seq-len", "1"],
+            "seq_len (1) must be at least 2",
+        ),
+        (
+            &["--data", data, "--out", out, "--steps", "0"],
+            "steps (0) must be at least 1",
+        ),
+        (
+            &["--data", data, "--out", a_file],
+            "cannot create the directory",
+        ),
+        (
+            &["--data", data, "--out", out, "--resume"],
+            "holds no checkpoint to resume from",
+        ),
+        (
+            &[
+                "--data",
+                data,
+                "--out",
+                out,
+                "--lora-targets",
+                "q_proj,lm_head",
+            ],
+            "unknown adapter target \"lm_head\"",
+        ),
+        (
+            &["--data", data, "--out", out, "--seq-len", "300"],
+            "exceeds the model's context window of 256",
+        ),
+        (
+            &["--data", data, "--out", out, "--seq-len", "250"],
+            "shorter than one window of seq_len = 250",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["finetune", "--model", model];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--steps") {
+            args.extend_from_slice(&["--steps", "2"]);
+        }
+        let run = momentkv(&args);
+        let err = stderr(&run);
+        assert_eq!(run.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{extra:?}: {err}");
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+    }
+}
